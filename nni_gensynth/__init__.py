@@ -1,0 +1,32 @@
+"""nni-gensynth: generative synthesis (GenSynth) of efficient networks, as an NNI 3.0 tuner.
+
+The public names are re-exported lazily, so that importing the package does not import NNI or
+torch: the engine and the on-device runner must work without them.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # NNI adapter (imports nni)
+    "GenSynthTuner": "nni_gensynth.tuner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nni_gensynth' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_EXPORTS))
+
+
+__all__ = sorted(_EXPORTS)

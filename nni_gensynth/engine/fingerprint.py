@@ -1,0 +1,16 @@
+"""Stable identifiers for parameter dicts, shared by the engine, the caches and the reports."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+
+def canonical_json(parameters: Mapping[str, Any]) -> str:
+    """The one canonical text of a parameter dict: sorted keys, no spaces, floats as repr."""
+    return json.dumps(parameters, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def architecture_hash(parameters: Mapping[str, Any]) -> str:
+    """A 16-hex-digit fingerprint of a parameter dict (same dict, same hash, across runs and hosts)."""
+    return hashlib.sha256(canonical_json(parameters).encode("utf-8")).hexdigest()[:16]
