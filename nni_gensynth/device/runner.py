@@ -1,0 +1,126 @@
+"""Interpreters behind one protocol, and the timing loop.
+
+``load_model(path, backend, threads)`` returns a ``LoadedModel`` whose ``run()`` performs one
+inference on fixed random inputs. Backends: "onnxruntime" and "litert" (``ai_edge_litert``,
+falling back to ``tflite_runtime`` as installed on many Raspberry Pis).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, List, Tuple
+
+import numpy as np
+
+BACKENDS = ("onnxruntime", "litert")
+
+_ORT_DTYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: ``run()`` does one inference; ``runtime`` names interpreter + version."""
+
+    run: Callable[[], Any]
+    runtime: str
+    input_shapes: List[Tuple[int, ...]]
+
+
+def _random_input(shape: Tuple[int, ...], dtype: Any, rng: np.random.Generator) -> np.ndarray:
+    if np.issubdtype(dtype, np.floating):
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, shape).astype(np.bool_)
+    return rng.integers(0, 8, shape).astype(dtype)
+
+
+def import_backend(backend: str) -> Tuple[Any, str]:
+    """Import the interpreter module for ``backend``; return (module/class, "name version")."""
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        return onnxruntime, f"onnxruntime {onnxruntime.__version__}"
+    if backend == "litert":
+        try:
+            from ai_edge_litert import interpreter as litert
+
+            version = getattr(__import__("ai_edge_litert"), "__version__", "unknown")
+            return litert.Interpreter, f"ai_edge_litert {version}"
+        except ImportError:
+            try:
+                from tflite_runtime import interpreter as tflite  # the Pi's classic package
+            except ImportError:
+                raise RuntimeError(
+                    "backend litert needs ai_edge_litert (pip install ai-edge-litert) "
+                    "or tflite_runtime (pip install tflite-runtime)") from None
+            version = getattr(__import__("tflite_runtime"), "__version__", "unknown")
+            return tflite.Interpreter, f"tflite_runtime {version}"
+    raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
+def load_model(path: str, backend: str, threads: int, seed: int = 0) -> LoadedModel:
+    """Load ``path`` with ``backend`` using ``threads`` intra-op threads, inputs filled at random."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    if threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {threads}")
+    module, runtime = import_backend(backend)
+    rng = np.random.default_rng(seed)
+    if backend == "onnxruntime":
+        options = module.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = module.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = module.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = module.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        feeds = {}
+        for node in session.get_inputs():
+            shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in node.shape)
+            feeds[node.name] = _random_input(shape, _ORT_DTYPES.get(node.type, np.float32), rng)
+        return LoadedModel(lambda: session.run(None, feeds), runtime, [v.shape for v in feeds.values()])
+
+    interpreter = module(model_path=path, num_threads=threads)
+    details = interpreter.get_input_details()
+    for detail in details:
+        signature = detail.get("shape_signature", detail["shape"])
+        if any(int(d) < 0 for d in signature):
+            interpreter.resize_tensor_input(detail["index"], [int(d) if d > 0 else 1 for d in signature])
+    interpreter.allocate_tensors()
+    shapes = []
+    for detail in interpreter.get_input_details():
+        shape = tuple(int(d) for d in detail["shape"])
+        interpreter.set_tensor(detail["index"], _random_input(shape, detail["dtype"], rng))
+        shapes.append(shape)
+    return LoadedModel(interpreter.invoke, runtime, shapes)
+
+
+def warm_up(run: Callable[[], Any], min_time_s: float, min_runs: int) -> Tuple[int, float]:
+    """Run until at least ``min_time_s`` have passed AND ``min_runs`` were done; (runs, seconds)."""
+    start = time.perf_counter()
+    runs = 0
+    while runs < min_runs or time.perf_counter() - start < min_time_s:
+        run()
+        runs += 1
+    return runs, time.perf_counter() - start
+
+
+def time_runs(run: Callable[[], Any], min_time_s: float, min_runs: int, max_runs: int) -> List[float]:
+    """Per-inference wall times in ms: repeat until ``min_time_s`` of timed inference AND
+    ``min_runs`` samples, stopping at ``max_runs``."""
+    if min_runs < 1 or max_runs < min_runs:
+        raise ValueError(f"need 1 <= min_runs <= max_runs, got min_runs={min_runs}, max_runs={max_runs}")
+    samples: List[float] = []
+    total_ns = 0
+    clock = time.perf_counter_ns
+    while len(samples) < max_runs and (len(samples) < min_runs or total_ns < min_time_s * 1e9):
+        t0 = clock()
+        run()
+        elapsed = clock() - t0
+        total_ns += elapsed
+        samples.append(elapsed / 1e6)
+    return samples

@@ -1,0 +1,61 @@
+"""Summary statistics of latency samples: the one place they are computed (device and host).
+
+Pure Python so the device needs nothing beyond the standard library for them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Sequence
+
+
+def quantile(samples: Sequence[float], q: float) -> float:
+    """The q-quantile (0 <= q <= 1) with linear interpolation between order statistics
+    (numpy's default "linear" method)."""
+    if not samples:
+        raise ValueError("quantile of an empty sample list")
+    if not 0.0 <= q <= 1.0:
+        raise ValueError(f"quantile q must be within [0, 1], got {q}")
+    ordered = sorted(samples)
+    position = q * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(samples: Sequence[float]) -> float:
+    """The median (0.5-quantile)."""
+    return quantile(samples, 0.5)
+
+
+def iqr(samples: Sequence[float]) -> float:
+    """Inter-quartile range: p75 - p25."""
+    return quantile(samples, 0.75) - quantile(samples, 0.25)
+
+
+def cv(samples: Sequence[float]) -> float:
+    """Coefficient of variation: sample standard deviation / mean (0 for fewer than 2 samples)."""
+    if not samples:
+        raise ValueError("cv of an empty sample list")
+    if len(samples) < 2:
+        return 0.0
+    mean = sum(samples) / len(samples)
+    if mean == 0:
+        return 0.0
+    variance = sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)
+    return math.sqrt(variance) / mean
+
+
+def summarize(samples: Sequence[float]) -> Dict[str, float]:
+    """median, p90, iqr, cv, mean, min, max and count of a sample list."""
+    if not samples:
+        raise ValueError("no samples to summarize")
+    return {
+        "median": median(samples),
+        "p90": quantile(samples, 0.9),
+        "iqr": iqr(samples),
+        "cv": cv(samples),
+        "mean": sum(samples) / len(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "count": float(len(samples)),
+    }

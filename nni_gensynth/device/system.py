@@ -1,0 +1,293 @@
+"""Facts about and control over the machine the runner runs on: CPU affinity, resident memory,
+temperature and throttling, and a small periodic sampler thread used for memory and power.
+
+Every sysfs reader takes ``sysfs_root`` (default "/") so tests can point it at a fixture tree.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+try:  # optional on the device
+    import psutil
+except ImportError:  # pragma: no cover - exercised on minimal devices only
+    psutil = None
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None
+
+
+def sysfs_path(sysfs_root: str, *parts: str) -> str:
+    """``parts`` joined under ``sysfs_root`` (absolute parts are re-rooted)."""
+    return os.path.join(sysfs_root, *[p.lstrip("/") for p in parts])
+
+
+def read_text(path: str) -> Optional[str]:
+    """The stripped text of a small file, or None when it cannot be read."""
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def read_int(path: str) -> Optional[int]:
+    """The integer in a sysfs file, or None when absent/unreadable/not an integer."""
+    text = read_text(path)
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU affinity
+
+
+def big_cores(sysfs_root: str = "/") -> List[int]:
+    """The cores with the highest ``cpuinfo_max_freq`` (the "big" cores of a big.LITTLE SoC);
+    all cores when the frequencies are unknown or equal."""
+    freqs: Dict[int, int] = {}
+    for path in glob.glob(sysfs_path(sysfs_root, "sys/devices/system/cpu/cpu[0-9]*")):
+        match = re.search(r"cpu(\d+)$", path)
+        freq = read_int(os.path.join(path, "cpufreq", "cpuinfo_max_freq"))
+        if match and freq is not None:
+            freqs[int(match.group(1))] = freq
+    if not freqs:
+        return list(range(os.cpu_count() or 1))
+    top = max(freqs.values())
+    return sorted(core for core, freq in freqs.items() if freq == top)
+
+
+def resolve_affinity(spec: Optional[str], sysfs_root: str = "/") -> Optional[List[int]]:
+    """Parse an affinity spec: None/"" (leave as is), "big", or comma-separated core ids."""
+    if spec is None or spec.strip() == "":
+        return None
+    if spec.strip() == "big":
+        return big_cores(sysfs_root)
+    try:
+        cores = sorted({int(part) for part in spec.split(",") if part.strip() != ""})
+    except ValueError:
+        raise ValueError(f"--affinity must be 'big' or comma-separated core ids, got {spec!r}") from None
+    available = os.cpu_count() or 1
+    bad = [c for c in cores if c < 0 or c >= available]
+    if bad or not cores:
+        raise ValueError(f"--affinity cores {bad or spec!r} do not exist (this device has {available} cores)")
+    return cores
+
+
+def apply_affinity(cores: Optional[Sequence[int]]) -> List[int]:
+    """Pin this process (and the threads it creates afterwards) to ``cores``; return the
+    affinity in force afterwards."""
+    if cores:
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(cores))
+        elif psutil is not None:  # pragma: no cover - non-Linux
+            psutil.Process().cpu_affinity(list(cores))
+        else:  # pragma: no cover
+            raise RuntimeError("cannot set CPU affinity: no os.sched_setaffinity and no psutil")
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    if psutil is not None:  # pragma: no cover
+        return sorted(psutil.Process().cpu_affinity())
+    return list(range(os.cpu_count() or 1))  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------------
+# Periodic sampling and memory
+
+
+class PeriodicSampler:
+    """Calls ``read()`` every ``interval_s`` on a daemon thread and keeps (time, value) pairs.
+
+    Used for resident memory and for instantaneous power readings during a timed run.
+    """
+
+    def __init__(self, read: Callable[[], Any], interval_s: float) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"sampling interval must be > 0, got {interval_s}")
+        self._read = read
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self.samples: List[Tuple[float, Any]] = []
+        self.error: Optional[BaseException] = None
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                self.samples.append((time.perf_counter(), self._read()))
+            except Exception as exc:  # reported by stop()
+                self.error = exc
+                return
+            if self._stop.wait(self._interval):
+                return
+
+    def start(self) -> "PeriodicSampler":
+        self._thread = threading.Thread(target=self._loop, name="gensynth-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> List[Tuple[float, Any]]:
+        """Stop, take one last reading, and return every (time, value) pair."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.error is None:
+            try:
+                self.samples.append((time.perf_counter(), self._read()))
+            except Exception as exc:
+                self.error = exc
+        if self.error is not None:
+            raise RuntimeError(f"sampling failed: {self.error}") from self.error
+        return self.samples
+
+
+def rss_bytes() -> int:
+    """Resident-set size of this process in bytes (psutil, else /proc/self/statm)."""
+    if psutil is not None:
+        return int(psutil.Process().memory_info().rss)
+    statm = read_text("/proc/self/statm")
+    if statm is None:  # pragma: no cover
+        raise RuntimeError("cannot read resident memory: no psutil and no /proc/self/statm")
+    return int(statm.split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _max_rss_bytes() -> Optional[int]:
+    """The kernel's high-water mark of this process's RSS (Linux reports KiB)."""
+    if resource is None:  # pragma: no cover
+        return None
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class MemoryTracker:
+    """Peak resident-set growth between ``start()`` and ``stop()``, in MiB.
+
+    RSS is sampled every ``interval_s``; the kernel's RSS high-water mark also counts when it rose
+    during the window, so a short spike between two samples is not missed.
+    """
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self._sampler = PeriodicSampler(rss_bytes, interval_s)
+        self.baseline_bytes = 0
+        self._maxrss_before: Optional[int] = None
+
+    def start(self) -> "MemoryTracker":
+        self.baseline_bytes = rss_bytes()
+        self._maxrss_before = _max_rss_bytes()
+        self._sampler.start()
+        return self
+
+    def stop(self) -> float:
+        peak = max(value for _, value in self._sampler.stop())
+        maxrss_after = _max_rss_bytes()
+        if maxrss_after is not None and self._maxrss_before is not None and maxrss_after > self._maxrss_before:
+            peak = max(peak, maxrss_after)
+        return max(peak - self.baseline_bytes, 0) / (1024.0 * 1024.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Temperature and throttling
+
+# `vcgencmd get_throttled` bits (Raspberry Pi documentation, "vcgencmd"): 0 under-voltage now,
+# 1 ARM frequency capped now, 2 throttled now, 3 soft temperature limit now; bits 16-19 the same
+# conditions "has occurred since boot".
+THROTTLED_NOW_MASK = 0xF
+THROTTLED_OCCURRED_MASK = 0xF0000
+
+
+def thermal_zones(sysfs_root: str = "/") -> Dict[str, float]:
+    """Temperature in deg C of every readable Linux thermal zone, keyed "zoneN:type"."""
+    zones: Dict[str, float] = {}
+    for path in sorted(glob.glob(sysfs_path(sysfs_root, "sys/class/thermal/thermal_zone*"))):
+        millideg = read_int(os.path.join(path, "temp"))
+        if millideg is None:
+            continue
+        kind = read_text(os.path.join(path, "type")) or "unknown"
+        zones[f"{os.path.basename(path)}:{kind}"] = millideg / 1000.0
+    return zones
+
+
+def parse_throttled(text: str) -> int:
+    """The bit field in ``vcgencmd get_throttled`` output ("throttled=0x50000")."""
+    match = re.search(r"throttled=(0x[0-9a-fA-F]+|\d+)", text)
+    if not match:
+        raise ValueError(f"unexpected vcgencmd get_throttled output: {text!r}")
+    return int(match.group(1), 0)
+
+
+def read_throttled() -> Optional[int]:
+    """The ``vcgencmd get_throttled`` bit field, or None where vcgencmd is absent or fails."""
+    if shutil.which("vcgencmd") is None:
+        return None
+    try:
+        out = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5)
+        return parse_throttled(out.stdout) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
+class ThermalWatch:
+    """Temperatures and throttling at the start and the end of a measurement."""
+
+    def __init__(self, sysfs_root: str = "/") -> None:
+        self.sysfs_root = sysfs_root
+        self._start_zones: Dict[str, float] = {}
+        self._start_bits: Optional[int] = None
+
+    def start(self) -> "ThermalWatch":
+        self._start_zones = thermal_zones(self.sysfs_root)
+        self._start_bits = read_throttled()
+        return self
+
+    def stop(self) -> Dict[str, Any]:
+        end_zones = thermal_zones(self.sysfs_root)
+        end_bits = read_throttled()
+        temps = list(self._start_zones.values()) + list(end_zones.values())
+        throttled: Optional[bool] = None
+        if end_bits is not None:
+            newly = end_bits & ~(self._start_bits or 0)
+            throttled = bool(end_bits & THROTTLED_NOW_MASK) or bool(newly & THROTTLED_OCCURRED_MASK)
+        return {
+            "max_temp_c": max(temps) if temps else None,
+            "start_temp_c": max(self._start_zones.values()) if self._start_zones else None,
+            "end_temp_c": max(end_zones.values()) if end_zones else None,
+            "zones_c": end_zones,
+            "throttled": throttled,
+            "throttled_raw": None if end_bits is None else hex(end_bits),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Device facts
+
+
+def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
+    """What the device is: hostname, machine, cpu_count, python, OS, board model, memory."""
+    info: Dict[str, Any] = {
+        "hostname": socket.gethostname(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "system": platform.system(),
+        "release": platform.release(),
+    }
+    model = read_text(sysfs_path(sysfs_root, "proc/device-tree/model"))
+    if model:
+        info["model"] = model.rstrip("\x00")
+    if psutil is not None:
+        info["memory_mb"] = round(psutil.virtual_memory().total / (1024.0 * 1024.0), 1)
+    big = big_cores(sysfs_root)
+    if len(big) < (os.cpu_count() or 1):
+        info["big_cores"] = big
+    return info
