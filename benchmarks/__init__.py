@@ -1,0 +1,1 @@
+"""Benchmarks for nni-gensynth (not part of the installed package)."""

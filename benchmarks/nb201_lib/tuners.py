@@ -1,0 +1,100 @@
+"""The tuners compared, by name: each factory takes a seed and returns a fresh nni.tuner.Tuner."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from nni.tuner import Tuner
+
+from .data import LATENCY_LIMIT_MS
+
+PROFILER = "benchmarks.nb201_lib.device:lookup_latency"
+CONSTRAINTS = {"latency_ms": {"max": LATENCY_LIMIT_MS}}
+
+
+def nni_random(seed: int) -> Tuner:
+    from nni.algorithms.hpo.random_tuner import RandomTuner
+    return RandomTuner(seed=seed)
+
+
+def nni_tpe(seed: int) -> Tuner:
+    from nni.algorithms.hpo.tpe_tuner import TpeTuner
+    return TpeTuner(optimize_mode="maximize", seed=seed)
+
+
+def nni_tpe_default_mode(seed: int) -> Tuner:
+    """Diagnostic: TpeTuner's optimize_mode defaults to 'minimize' (it then minimizes accuracy)."""
+    from nni.algorithms.hpo.tpe_tuner import TpeTuner
+    return TpeTuner(seed=seed)
+
+
+def nni_evolution(seed: int) -> Tuner:
+    """NNI's EvolutionTuner, defaults (population_size=32), made reproducible.
+
+    It draws its first population from an unseeded np.random.RandomState in update_search_space and
+    uses the global `random` module for selection/mutation. The harness seeds `random` per run; here
+    the initial population is redrawn from a RandomState(seed). Its algorithm is untouched.
+    """
+    from nni.algorithms.hpo.evolution_tuner import EvolutionTuner
+
+    class SeededEvolutionTuner(EvolutionTuner):
+        def update_search_space(self, search_space):
+            super().update_search_space(search_space)
+            self.random_state = np.random.RandomState(seed)
+            self.population = []
+            for _ in range(self.population_size):
+                self._random_generate_individual()
+
+    return SeededEvolutionTuner(optimize_mode="maximize")
+
+
+def optuna_tpe(seed: int) -> Tuner:
+    from .optuna_tpe import OptunaConstrainedTPETuner
+    return OptunaConstrainedTPETuner(optimize_mode="maximize", objective="accuracy",
+                                     constraints=CONSTRAINTS, seed=seed)
+
+
+def measure_first_random(seed: int) -> Tuner:
+    from .measure_first import MeasureFirstRandomTuner
+    return MeasureFirstRandomTuner(profiler=PROFILER, constraints=CONSTRAINTS, seed=seed)
+
+
+def measure_first_re(seed: int) -> Tuner:
+    from .measure_first import MeasureFirstEvolutionTuner
+    return MeasureFirstEvolutionTuner(profiler=PROFILER, constraints=CONSTRAINTS, seed=seed,
+                                      population_size=20, tournament_size=5)
+
+
+def gensynth(seed: int) -> Tuner:
+    from nni_gensynth.tuner import GenSynthTuner
+    return GenSynthTuner(optimize_mode="maximize", objective="accuracy", constraints=CONSTRAINTS,
+                         profiler=PROFILER, seed=seed)
+
+
+TUNERS: dict[str, Callable[[int], Tuner]] = {
+    "gensynth": gensynth,
+    "mf-re": measure_first_re,
+    "optuna-tpe": optuna_tpe,
+    "mf-random": measure_first_random,
+    "nni-random": nni_random,
+    "nni-evolution": nni_evolution,
+    "nni-tpe": nni_tpe,
+    "nni-tpe-default-mode": nni_tpe_default_mode,
+}
+DEFAULT_TUNERS = [name for name in TUNERS if name != "nni-tpe-default-mode"]
+LABELS = {
+    "gensynth": "GenSynth",
+    "mf-re": "measure-first RE",
+    "optuna-tpe": "Optuna TPE (constraints)",
+    "mf-random": "measure-first random",
+    "nni-random": "NNI Random",
+    "nni-evolution": "NNI Evolution",
+    "nni-tpe": "NNI TPE",
+    "nni-tpe-default-mode": "NNI TPE (default optimize_mode)",
+}
+
+
+def make_tuner(name: str, seed: int) -> Tuner:
+    if name not in TUNERS:
+        raise ValueError(f"unknown tuner {name!r}; choose from {sorted(TUNERS)}")
+    return TUNERS[name](seed)

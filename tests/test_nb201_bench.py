@@ -1,0 +1,100 @@
+"""Smoke test of the NAS-Bench-201 benchmark (benchmarks/nb201.py): protocol, counting, outputs."""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.nb201_lib.data import LATENCY_LIMIT_MS, data_path, load_table, parse_arch_str, search_space  # noqa: E402
+from benchmarks.nb201_lib.device import counting, lookup_latency  # noqa: E402
+from benchmarks.nb201_lib.harness import run_one  # noqa: E402
+
+try:
+    data_path()
+except FileNotFoundError:
+    pytest.skip("NAS-Bench-201 table not present in ../shared/bench-data", allow_module_level=True)
+
+
+def test_table_parses_cells_and_knows_the_optimum():
+    table = load_table()
+    assert len(table.cells) == 5 ** 6
+    assert parse_arch_str("|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|") == (
+        "none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "none")
+    assert table.top_feasible(5) == [90.83, 90.72, 90.71, 90.67, 90.65]  # as issue 4 quotes them
+    with pytest.raises(ValueError, match="e32"):
+        table.lookup({"e10": "none", "e20": "none", "e21": "none", "e30": "none", "e31": "none"})
+    with pytest.raises(ValueError, match="conv_5x5"):
+        table.lookup({**dict.fromkeys(("e10", "e20", "e21", "e30", "e31"), "none"), "e32": "conv_5x5"})
+
+
+def test_committed_search_space_matches_the_benchmark():
+    assert json.loads((REPO / "search_spaces" / "nb201.json").read_text()) == search_space()
+
+
+def test_profiler_calls_are_counted_across_threads_and_processes():
+    params = dict.fromkeys(("e10", "e20", "e21", "e30", "e31", "e32"), "nor_conv_3x3")
+    with counting() as counter:
+        assert lookup_latency(params)["latency_ms"] == load_table().lookup(params).latency_ms
+        threads = [threading.Thread(target=lookup_latency, args=(params,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        code = ("import sys; sys.path.insert(0, %r); from benchmarks.nb201_lib.device import lookup_latency; "
+                "lookup_latency(%r)" % (str(REPO), params))
+        subprocess.run([sys.executable, "-c", code], check=True)
+        assert counter.count() == 6
+        with pytest.raises(ValueError):
+            lookup_latency({"e10": "none"})
+        assert counter.count() == 6  # a rejected call measured nothing
+        counter.reset()
+        assert counter.count() == 0
+
+
+def test_measure_first_random_counts_calls_and_trains_only_feasible_cells():
+    run = run_one("mf-random", seed=3, budget=20)
+    assert run.profiler_calls[-1] >= 20  # at least one measurement per training
+    assert run.profiler_calls[-1] <= 4 * 20
+    assert all(b >= a for a, b in zip(run.profiler_calls, run.profiler_calls[1:]))
+    assert sum(lat <= LATENCY_LIMIT_MS for lat in run.latency_ms) >= 18
+
+
+def test_cli_smoke_run(tmp_path):
+    out, plot = tmp_path / "nb201.json", tmp_path / "nb201.png"
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "nb201.py"), "--tuners", "mf-random", "nni-random",
+                    "--seeds", "2", "--budgets", "10", "20", "--out", str(out), "--plot", str(plot)],
+                   check=True, capture_output=True, text=True)
+    doc = json.loads(out.read_text())
+    assert plot.stat().st_size > 0
+    assert doc["reference"]["optimum"] == 90.83 and doc["errors"] == {}
+    assert set(doc["tuners"]) == {"mf-random", "nni-random"}
+    table = load_table()
+    for name, summary in doc["tuners"].items():
+        assert set(summary["budgets"]) == {"10", "20"}
+        for budget in summary["budgets"].values():
+            assert {"best_feasible_accuracy", "feasible_fraction", "profiler_calls_per_training"} <= set(budget)
+            assert 0.0 <= budget["feasible_fraction"] <= 1.0
+        assert {"median", "at_20_observations"} <= set(summary["ms_per_suggestion"])
+        curve = summary["curve"]["median"]
+        assert len(curve) == 20 and all(b >= a for a, b in zip(curve, curve[1:]))  # best-so-far never drops
+        assert (summary["budgets"]["20"]["best_feasible_accuracy"]["median"]
+                >= summary["budgets"]["10"]["best_feasible_accuracy"]["median"])
+    assert doc["tuners"]["mf-random"]["budgets"]["20"]["profiler_calls_per_training"] >= 1.0
+    assert doc["tuners"]["nni-random"]["budgets"]["20"]["profiler_calls_per_training"] == 0.0
+    for name, summary in doc["tuners"].items():  # every reported best is a cell that meets 25 ms by the table
+        for budget in ("10", "20"):
+            for best in summary["budgets"][budget]["per_seed"]:
+                cell = table[tuple(best["architecture"].split(","))]
+                assert cell.latency_ms <= LATENCY_LIMIT_MS and cell.latency_ms == best["latency_ms"]
+                assert cell.accuracy == best["accuracy"] and best["training"] <= int(budget)
+            seed_bests = [best["accuracy"] for best in summary["budgets"][budget]["per_seed"]]
+            assert summary["budgets"][budget]["best_feasible_accuracy"]["median"] == pytest.approx(
+                statistics.median(seed_bests), abs=1e-3)
