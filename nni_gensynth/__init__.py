@@ -11,6 +11,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # hardware measurement (imports torch only when a module is measured)
+    "measure": "nni_gensynth.hardware",
+    "Measurement": "nni_gensynth.hardware",
+    "load_profile": "nni_gensynth.hardware",
+    "HardwareProfile": "nni_gensynth.hardware",
     # NNI adapter (imports nni)
     "GenSynthTuner": "nni_gensynth.tuner",
 }

@@ -13,6 +13,8 @@ from typing import Any, Callable, List, Tuple
 
 import numpy as np
 
+from .system import installed_runtime
+
 BACKENDS = ("onnxruntime", "litert")
 
 _ORT_DTYPES = {
@@ -44,13 +46,13 @@ def import_backend(backend: str) -> Tuple[Any, str]:
     if backend == "onnxruntime":
         import onnxruntime
 
-        return onnxruntime, f"onnxruntime {onnxruntime.__version__}"
+        return onnxruntime, installed_runtime(backend) or f"onnxruntime {onnxruntime.__version__}"
     if backend == "litert":
         try:
             from ai_edge_litert import interpreter as litert
 
             version = getattr(__import__("ai_edge_litert"), "__version__", "unknown")
-            return litert.Interpreter, f"ai_edge_litert {version}"
+            return litert.Interpreter, installed_runtime(backend) or f"ai_edge_litert {version}"
         except ImportError:
             try:
                 from tflite_runtime import interpreter as tflite  # the Pi's classic package
@@ -59,7 +61,7 @@ def import_backend(backend: str) -> Tuple[Any, str]:
                     "backend litert needs ai_edge_litert (pip install ai-edge-litert) "
                     "or tflite_runtime (pip install tflite-runtime)") from None
             version = getattr(__import__("tflite_runtime"), "__version__", "unknown")
-            return tflite.Interpreter, f"tflite_runtime {version}"
+            return tflite.Interpreter, installed_runtime(backend) or f"tflite_runtime {version}"
     raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
 
 

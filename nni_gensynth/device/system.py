@@ -271,6 +271,23 @@ class ThermalWatch:
 # ---------------------------------------------------------------------------------------------
 # Device facts
 
+_DISTRIBUTIONS = {"onnxruntime": [("onnxruntime", "onnxruntime")],
+                  "litert": [("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime")]}
+
+
+def installed_runtime(backend: str) -> Optional[str]:
+    """"name version" of the interpreter ``backend`` would use, from package metadata (no import),
+    or None when none is installed (or it was installed without metadata)."""
+    from importlib import metadata
+
+    for module, distribution in _DISTRIBUTIONS.get(backend, []):
+        try:
+            return f"{module} {metadata.version(distribution)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 
 def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
     """What the device is: hostname, machine, cpu_count, python, OS, board model, memory."""
@@ -287,6 +304,7 @@ def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
         info["model"] = model.rstrip("\x00")
     if psutil is not None:
         info["memory_mb"] = round(psutil.virtual_memory().total / (1024.0 * 1024.0), 1)
+    info["runtimes"] = {b: installed_runtime(b) for b in ("onnxruntime", "litert")}
     big = big_cores(sysfs_root)
     if len(big) < (os.cpu_count() or 1):
         info["big_cores"] = big

@@ -52,6 +52,14 @@ class LocalTransport:
             raise DeviceError(f"cannot start the device runner with {self.python}: {exc}") from None
         return parse_runner_output(done.stdout, done.stderr, done.returncode, self.device_id())
 
+    def runtime_version(self, backend: str) -> Optional[str]:
+        """The runtime the local runner will report (same Python, same packages)."""
+        if self.python != sys.executable:
+            return None
+        from nni_gensynth.device.system import installed_runtime
+
+        return installed_runtime(backend)
+
     def device_id(self) -> str:
         return f"local:{socket.gethostname()}"
 
