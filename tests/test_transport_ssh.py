@@ -1,0 +1,205 @@
+"""SSH transport against a real OpenSSH server on 127.0.0.1 (tests/fixtures_ssh.py), running the
+real device runner with real onnxruntime on this machine."""
+from __future__ import annotations
+
+import hashlib
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from fakes.tiny_models import tiny_onnx
+from fixtures_ssh import SSHServer, ssh_server  # noqa: F401 - pytest fixture
+from nni_gensynth.hardware.transports.base import DeviceError
+from nni_gensynth.hardware.transports.remote import runner_files, runner_version
+from nni_gensynth.hardware.transports.ssh import HostKeyError, SSHTransport
+
+FAST = ["--backend", "onnxruntime", "--threads", "1", "--warmup-min-time-s", "0.05", "--warmup-min-runs", "2",
+        "--min-time-s", "0.1", "--min-runs", "10", "--max-runs", "300", "--energy-source", "model"]
+
+
+@pytest.fixture(scope="module")
+def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_onnx(tmp_path_factory.mktemp("models") / "mlp.onnx", width=512)
+
+
+def settings(server: SSHServer, tmp_path: Path, **overrides) -> dict:
+    fields = {"kind": "ssh", "host": server.host, "port": server.port, "user": server.user,
+              "key_file": str(server.user_key), "python": sys.executable,
+              "workdir": str(tmp_path / "device-workdir"), "timeout_s": 60.0}
+    fields.update(overrides)
+    return fields
+
+
+def known(server: SSHServer, tmp_path: Path) -> str:
+    return str(server.keyscan(tmp_path / "known_hosts"))
+
+
+def test_measures_over_ssh_and_pushes_by_content_hash(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
+    try:
+        result = transport.run_device_runner(onnx_model, ["measure", "--model", str(onnx_model)] + FAST)
+        assert result["ok"] is True
+        assert result["backend"] == "onnxruntime" and result["runtime"].startswith("onnxruntime")
+        assert 10 <= len(result["samples_ms"]) <= 300
+        assert all(0 < s < 1000 for s in result["samples_ms"])
+        assert result["device"]["hostname"] == socket.gethostname()
+        assert result["energy"]["source"] == "model"
+
+        workdir = tmp_path / "device-workdir"
+        version = runner_version(runner_files())
+        runner_dir = workdir / f"runner-{version}"
+        assert (runner_dir / ".complete").read_text() == version
+        assert (runner_dir / "nni_gensynth" / "device" / "__main__.py").is_file()
+        pushed = list((workdir / "models").iterdir())
+        assert len(pushed) == 1 and pushed[0].suffix == ".onnx"
+        assert pushed[0].name.startswith(hashlib.sha256(onnx_model.read_bytes()).hexdigest()[:24])
+        assert pushed[0].read_bytes() == onnx_model.read_bytes()
+
+        # A second call pushes nothing: same files, same modification times.
+        before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}
+        again = transport.run_device_runner(onnx_model, FAST)  # model argument added by the transport
+        assert again["ok"] is True
+        after = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}
+        assert before == after
+        assert transport.device_id() == f"ssh://{ssh_server.user}@127.0.0.1:{ssh_server.port}"
+    finally:
+        transport.close()
+
+
+def test_runner_version_changes_with_content(tmp_path: Path):
+    pkg = tmp_path / "nni_gensynth"
+    (pkg / "device").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "device" / "__init__.py").write_text("A = 1\n")
+    (pkg / "device" / "__pycache__").mkdir()
+    (pkg / "device" / "__pycache__" / "x.pyc").write_bytes(b"junk")
+    first = runner_version(runner_files(pkg))
+    assert [rel for rel, _ in runner_files(pkg)] == ["nni_gensynth/__init__.py", "nni_gensynth/device/__init__.py"]
+    (pkg / "device" / "__init__.py").write_text("A = 2\n")
+    assert runner_version(runner_files(pkg)) != first
+
+
+def test_unknown_host_key_is_refused_by_default(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path,
+                                                monkeypatch: pytest.MonkeyPatch):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))  # ~/.ssh/known_hosts is empty of this server
+    transport = SSHTransport(settings(ssh_server, tmp_path))
+    with pytest.raises(HostKeyError) as info:
+        transport.run_device_runner(onnx_model, FAST)
+    message = str(info.value)
+    assert info.value.retryable is False
+    assert "not in" in message and f"ssh-keyscan -p {ssh_server.port} 127.0.0.1" in message
+    assert not (tmp_path / "device-workdir").exists()  # nothing was run or pushed
+
+
+def test_insecure_opt_in_accepts_an_unknown_key_but_never_a_changed_one(ssh_server: SSHServer, tmp_path: Path,
+                                                                        onnx_model: Path):
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    lenient = SSHTransport(settings(ssh_server, tmp_path, known_hosts=str(empty)),
+                           insecure_accept_unknown_host_key=True)
+    assert lenient.run_device_runner(onnx_model, FAST)["ok"] is True
+    lenient.close()
+    assert empty.read_text() == ""  # trusted for that session only, never written
+
+    known_hosts = known(ssh_server, tmp_path)
+    ssh_server.new_host_key()
+    lenient = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known_hosts),
+                           insecure_accept_unknown_host_key=True)
+    with pytest.raises(HostKeyError, match="CHANGED"):
+        lenient.run_device_runner(onnx_model, FAST)
+
+
+def test_changed_host_key_is_refused(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    known_hosts = known(ssh_server, tmp_path)
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known_hosts))
+    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+
+    ssh_server.new_host_key()  # same port, new key: drops the open connection too
+    with pytest.raises(HostKeyError) as info:
+        transport.run_device_runner(onnx_model, FAST)
+    message = str(info.value)
+    assert info.value.retryable is False
+    assert "CHANGED" in message and "ssh-keygen" in message and f"[127.0.0.1]:{ssh_server.port}" in message
+    transport.close()
+
+
+def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_works(
+        ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
+    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
+    outcome: dict = {}
+
+    def measure() -> None:
+        try:
+            outcome["result"] = transport.run_device_runner(onnx_model, long_run)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=measure)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if any("nni_gensynth.device" in " ".join(p.cmdline()) for p in ssh_server.processes() if p.is_running()):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the device runner never started")
+    time.sleep(0.3)
+    killed_at = time.monotonic()
+    ssh_server.kill()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, DeviceError), outcome
+    assert error.retryable is True
+    assert "127.0.0.1" in str(error) and "lost" in str(error)
+    assert time.monotonic() - killed_at < 10  # noticed at once, not after the 30 s run
+
+    ssh_server.start()  # the device comes back: the same transport reconnects and measures
+    result = transport.run_device_runner(onnx_model, FAST)
+    assert result["ok"] is True and len(result["samples_ms"]) >= 10
+    transport.close()
+
+
+def test_runner_failure_is_not_retryable_and_carries_the_device_error(ssh_server: SSHServer, tmp_path: Path,
+                                                                      onnx_model: Path):
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
+    bad = ["--energy-config", "not json"]
+    with pytest.raises(DeviceError) as info:
+        transport.run_device_runner(onnx_model, FAST + bad)
+    assert info.value.retryable is False
+    assert "--energy-config" in str(info.value) and "exit 1" in str(info.value)
+    transport.close()
+
+
+def test_wrong_user_key_is_an_authentication_error(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    other = tmp_path / "other_key"
+    import subprocess
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path),
+                                      key_file=str(other)))
+    with pytest.raises(DeviceError, match="authentication failed") as info:
+        transport.run_device_runner(onnx_model, FAST)
+    assert info.value.retryable is False
+
+
+def test_bad_settings_name_the_field(tmp_path: Path):
+    with pytest.raises(ValueError, match="transport.host"):
+        SSHTransport({"kind": "ssh"})
+    with pytest.raises(ValueError, match="transport.port"):
+        SSHTransport({"kind": "ssh", "host": "pi", "port": 70000})
+    with pytest.raises(FileNotFoundError, match="transport.key_file"):
+        SSHTransport({"kind": "ssh", "host": "pi", "key_file": str(tmp_path / "nope")})
+    with pytest.raises(FileNotFoundError, match="ssh-keyscan"):
+        SSHTransport({"kind": "ssh", "host": "pi", "known_hosts": str(tmp_path / "nope")})
+    with pytest.raises(ValueError, match="'ssh'"):
+        SSHTransport({"kind": "adb", "host": "pi"})
+    transport = SSHTransport({"kind": "ssh", "host": "pi"})
+    with pytest.raises(FileNotFoundError, match="missing.onnx"):
+        transport.run_device_runner(tmp_path / "missing.onnx", FAST)
