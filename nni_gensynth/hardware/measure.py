@@ -71,7 +71,8 @@ def _model_source(model: Any, profile: HardwareProfile, input_shape: Sequence[in
     from .export import FORMATS, export_model, exporter_versions, module_hash
 
     arch = arch_hash or module_hash(model, input_shape)
-    return arch, exporter_versions(FORMATS[profile.backend]), \
+    exporter = f"{exporter_versions(FORMATS[profile.backend])}|input {tuple(input_shape)}"
+    return arch, exporter, \
         lambda: export_model(model, profile.backend, input_shape, arch_hash=arch)
 
 
