@@ -11,6 +11,11 @@ def canonical_json(parameters: Mapping[str, Any]) -> str:
     return json.dumps(parameters, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
+def text_hash(text: str) -> str:
+    """A 16-hex-digit fingerprint of a text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def architecture_hash(parameters: Mapping[str, Any]) -> str:
     """A 16-hex-digit fingerprint of a parameter dict (same dict, same hash, across runs and hosts)."""
-    return hashlib.sha256(canonical_json(parameters).encode("utf-8")).hexdigest()[:16]
+    return text_hash(canonical_json(parameters))

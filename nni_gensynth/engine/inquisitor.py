@@ -1,0 +1,192 @@
+"""The inquisitor I(G; θ_I): learns from every probe and turns it into Δθ_G.
+
+θ_I is what the inquisitor has learned: a surrogate of U and one surrogate per requirement
+metric (on log scale for positive hardware metrics), each with uncertainty, fitted on every
+trained result and every hardware measurement; plus the response statistics of probes.
+It serves the engine in two ways:
+
+- screening: ranks candidate networks by expected improvement of U times the probability
+  that they meet 1_r, so only promising, likely-feasible candidates are measured and
+  trained (measure before train);
+- teaching: at the end of each cycle, `generator_delta` moves θ_G toward the networks that
+  maximise U while meeting 1_r — the best trained ones and the best ones the surrogates
+  predict — which is Δθ_G.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from .generator import Generator, GeneratorDelta
+from .objective import Requirements
+from .space import Architecture, ChoiceDecision, SearchSpace
+from .surrogate import GaussianProcess
+
+
+def features(space: SearchSpace, archs: Sequence[Architecture]) -> np.ndarray:
+    """One row per architecture: option index for choices, unit coordinate for numeric
+    decisions (normal types squashed to (0, 1)), NaN where a nested decision is inactive."""
+    x = np.full((len(archs), len(space.all_decisions)), np.nan)
+    for r, arch in enumerate(archs):
+        for key, value in arch.values:
+            i = space.index[key]
+            d = space.all_decisions[i]
+            if isinstance(d, ChoiceDecision):
+                x[r, i] = value
+            else:
+                u = d.to_unit(value)
+                x[r, i] = u if d.bounded else float(ndtr(u))
+    return x
+
+
+def categorical_mask(space: SearchSpace) -> np.ndarray:
+    return np.array([isinstance(d, ChoiceDecision) for d in space.all_decisions])
+
+
+@dataclass
+class Record:
+    """What the inquisitor knows about one architecture."""
+
+    arch: Architecture
+    score: Optional[float] = None  # U oriented so larger is better; None if not trained or failed
+    metrics: Optional[dict] = None  # everything known: trained result and measurements
+    feasible: Optional[bool] = None  # 1_r, None while unknown
+
+
+class Inquisitor:
+    """θ_I: surrogates of U and of each requirement metric, refitted once per cycle."""
+
+    def __init__(self, space: SearchSpace, requirements: Requirements) -> None:
+        self.space = space
+        self.requirements = requirements
+        mask = categorical_mask(space)
+        self.u_model = GaussianProcess(mask)
+        self.metric_models = {m: GaussianProcess(mask) for m in requirements.metrics}
+        self._log_scale: dict[str, bool] = {}
+
+    # -- learning -------------------------------------------------------------------------
+    def refit(self, records: Sequence[Record], optimize: bool, rng: Optional[np.random.Generator] = None,
+              max_metric_points: int = 300) -> None:
+        """Condition every surrogate on the records (hyperparameters refitted if `optimize`).
+
+        A requirement surrogate keeps the newest `max_metric_points` measurements: hardware
+        metrics are smooth in the architecture, and the posterior cost grows with n³."""
+        trained = [r for r in records if r.score is not None]
+        if trained:
+            self.u_model.fit(features(self.space, [r.arch for r in trained]),
+                             np.array([r.score for r in trained]), optimize=optimize, rng=rng)
+        for metric, model in self.metric_models.items():
+            known = [(r.arch, r.metrics[metric]) for r in records if r.metrics and _is_number(r.metrics.get(metric))]
+            if not known:
+                continue
+            known = known[-max_metric_points:]
+            values = np.array([float(v) for _, v in known])
+            if metric not in self._log_scale:
+                self._log_scale[metric] = bool(np.all(values > 0))
+            if self._log_scale[metric]:
+                if np.any(values <= 0):  # a non-positive value: model on linear scale from now on
+                    self._log_scale[metric] = False
+                else:
+                    values = np.log(values)
+            model.fit(features(self.space, [a for a, _ in known]), values, optimize=optimize, rng=rng)
+
+    # -- screening ------------------------------------------------------------------------
+    def feasibility(self, x: np.ndarray) -> np.ndarray:
+        """P(1_r = 1) for each row, from the requirement surrogates (1 where none is fitted)."""
+        p = np.ones(len(x))
+        for bound in self.requirements.bounds:
+            model = self.metric_models[bound.metric]
+            if not model.fitted:
+                continue
+            mean, std = model.predict(x)
+            log = self._log_scale.get(bound.metric, False)
+            if bound.max is not None:
+                limit = math.log(bound.max) if log and bound.max > 0 else bound.max
+                p *= ndtr((limit - mean) / std) if not (log and bound.max <= 0) else 0.0
+            if bound.min is not None:
+                if log and bound.min <= 0:
+                    continue
+                limit = math.log(bound.min) if log else bound.min
+                p *= ndtr((mean - limit) / std)
+        return p
+
+    def expected_improvement(self, x: np.ndarray, best: Optional[float]) -> np.ndarray:
+        """EI of U over `best` (larger is better); the mean itself while nothing is feasible."""
+        mean, std = self.u_model.predict(x)
+        if best is None or not self.u_model.fitted:
+            return mean - mean.min() + std
+        z = (mean - best) / std
+        return (mean - best) * ndtr(z) + std * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+    def predict_score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Surrogate mean and std of U."""
+        return self.u_model.predict(x)
+
+    # -- teaching -------------------------------------------------------------------------
+    def generator_delta(self, generator: Generator, records: Sequence[Record],
+                        predicted: Sequence[Architecture] = (), learning_rate: float = 0.5,
+                        elite_fraction: float = 0.25, max_elite: int = 12) -> GeneratorDelta:
+        """Δθ_G: moves θ_G toward the elite — the best feasible trained networks (or the least
+        infeasible when none is feasible yet), joined at half weight by the networks the
+        surrogates rank best among `predicted`."""
+        scored = [r for r in records if r.score is not None]
+        if not scored:
+            return GeneratorDelta()
+        feasible = [r for r in scored if r.feasible]
+        if feasible:
+            ranked = sorted(feasible, key=lambda r: -r.score)
+        else:
+            ranked = sorted(scored, key=lambda r: (self.requirements.violation(r.metrics or {}, only_known=True) or 0.0,
+                                                   -r.score))
+        k = max(2, min(max_elite, int(math.ceil(elite_fraction * len(ranked)))))
+        elite = [r.arch for r in ranked[:k]]
+        weights = list(_rank_weights(len(elite)))
+        if predicted:
+            extra = list(predicted)[: max(1, k // 2)]
+            elite += extra
+            weights += [0.5 * w for w in _rank_weights(len(extra))]
+        return self._delta_toward(generator, elite, np.array(weights), learning_rate)
+
+    def _delta_toward(self, generator: Generator, elite: Sequence[Architecture], weights: np.ndarray,
+                      learning_rate: float) -> GeneratorDelta:
+        delta = GeneratorDelta()
+        x = features(self.space, elite)
+        for i, d in enumerate(self.space.all_decisions):
+            column = x[:, i]
+            active = ~np.isnan(column)
+            if not active.any():
+                continue
+            w = weights[active] / weights[active].sum()
+            values = column[active]
+            if isinstance(d, ChoiceDecision):
+                p = generator.probabilities(i)
+                counts = np.zeros(d.size)
+                np.add.at(counts, values.astype(int), w)
+                target = 0.7 * counts + 0.3 * p  # keep part of the old belief
+                delta.logits[i] = learning_rate * (np.log(target + 1e-12) - np.log(p + 1e-12))
+            else:
+                units = np.array([d.to_unit(d.from_unit(v)) if d.bounded else v for v in values])
+                if not d.bounded:  # back from the squashed coordinate to the standard score
+                    units = ndtri(np.clip(units, 1e-6, 1 - 1e-6))
+                mean = generator.mean[i]
+                target_mean = float(np.sum(w * units))
+                target_std = math.sqrt(float(np.sum(w * np.square(units - mean)))) or generator.min_std
+                delta.mean[i] = learning_rate * (target_mean - mean)
+                delta.log_std[i] = learning_rate * (math.log(max(target_std, generator.min_std)) - generator.log_std[i])
+        return delta
+
+
+def _rank_weights(n: int) -> np.ndarray:
+    """Log-linear rank weights (best first), summing to 1."""
+    if n <= 0:
+        return np.zeros(0)
+    w = np.log(n + 1.0) - np.log(np.arange(1, n + 1))
+    return w / w.sum()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

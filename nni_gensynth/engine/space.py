@@ -1,0 +1,420 @@
+"""NNI search-space JSON <-> canonical, hashable Architecture.
+
+Every NNI type is supported: choice (with nested `_name` sub-spaces), randint, uniform,
+quniform, loguniform, qloguniform, normal, qnormal, lognormal, qlognormal. Semantics follow
+NNI's documentation: randint is [lower, upper); q-types round to a multiple of q, and the
+bounded ones clip into [low, high]; log-types are uniform/normal in log space.
+
+Each decision also has a *unit* coordinate used by the generator and the surrogates: for a
+bounded numeric decision u in [0, 1] (in log space for log types), for a normal one the
+standard score z, for a choice the option index.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from .fingerprint import canonical_json, text_hash
+
+Key = tuple  # path of a decision: ("optimizer", 0, "lr") = "lr" under option 0 of "optimizer"
+
+NUMERIC_TYPES = ("randint", "uniform", "quniform", "loguniform", "qloguniform",
+                 "normal", "qnormal", "lognormal", "qlognormal")
+ALL_TYPES = ("choice",) + NUMERIC_TYPES
+
+
+class SearchSpaceError(ValueError):
+    """A search space that cannot be parsed; the message names the offending parameter."""
+
+
+def key_name(key: Key) -> str:
+    """Human-readable path of a decision key, e.g. 'optimizer[sgd].lr'."""
+    return ".".join(str(k) for k in key)
+
+
+@dataclass(frozen=True)
+class ChoiceDecision:
+    """A categorical decision; `subspaces[i]` holds the decisions active when option i is chosen."""
+
+    key: Key
+    options: tuple  # the option values as NNI gives them (for nested choices, the `_name`s)
+    subspaces: tuple  # tuple[Optional[tuple[Decision, ...]], ...]
+    nested: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.options)
+
+
+@dataclass(frozen=True)
+class NumericDecision:
+    """An ordered decision of one of the NNI numeric types."""
+
+    key: Key
+    type: str
+    low: Optional[float] = None  # bounded types: bounds in value space
+    high: Optional[float] = None
+    mu: Optional[float] = None  # normal types
+    sigma: Optional[float] = None
+    q: Optional[float] = None
+    log: bool = False
+    integer: bool = False  # randint
+
+    @property
+    def bounded(self) -> bool:
+        return self.mu is None
+
+    @property
+    def size(self) -> Optional[int]:
+        """Number of distinct values, or None when continuous/unbounded."""
+        if self.integer:
+            return int(self.high - self.low + 1)
+        if self.q is not None and self.bounded:
+            lo = math.ceil(self.low / self.q - 1e-9)
+            hi = math.floor(self.high / self.q + 1e-9)
+            extra = int(not _is_multiple(self.low, self.q)) + int(not _is_multiple(self.high, self.q))
+            return max(hi - lo + 1, 0) + extra
+        return None
+
+    # -- value <-> unit coordinate ------------------------------------------------------
+    def _lo_hi(self) -> tuple[float, float]:
+        if self.log:
+            return math.log(self.low), math.log(self.high)
+        if self.integer:  # widen by half a step so every integer gets an equal share of [0, 1]
+            return self.low - 0.5, self.high + 0.5
+        return self.low, self.high
+
+    def to_unit(self, value: float) -> float:
+        """Unit coordinate of a value: u in [0, 1] if bounded, else a standard score."""
+        x = math.log(value) if self.log else float(value)
+        if self.bounded:
+            lo, hi = self._lo_hi()
+            return 0.5 if hi == lo else min(max((x - lo) / (hi - lo), 0.0), 1.0)
+        return (x - self.mu) / self.sigma
+
+    def from_unit(self, u: float) -> Union[int, float]:
+        """The legal value at unit coordinate u (rounded to q / integers, clipped to bounds)."""
+        if self.bounded:
+            lo, hi = self._lo_hi()
+            x = lo + min(max(u, 0.0), 1.0) * (hi - lo)
+        else:
+            x = self.mu + u * self.sigma
+        if self.log:
+            x = math.exp(x)
+        return self.legalize(x)
+
+    def legalize(self, x: float) -> Union[int, float]:
+        """Round and clip a raw value exactly as NNI defines the type."""
+        if self.integer:
+            return int(min(max(round(x), self.low), self.high))
+        if self.q is not None:
+            x = round(x / self.q) * self.q
+        if self.bounded:
+            x = min(max(x, self.low), self.high)
+        return float(x)
+
+    def validate(self, value: Any) -> Union[int, float]:
+        """`value` if it is legal for this decision, else SearchSpaceError naming the key."""
+        name = key_name(self.key)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise SearchSpaceError(f"parameter {name!r} must be a number, got {value!r}")
+        value = value.item() if isinstance(value, (np.integer, np.floating)) else value
+        if not math.isfinite(value):
+            raise SearchSpaceError(f"parameter {name!r} must be finite, got {value!r}")
+        if self.integer:
+            if int(value) != value:
+                raise SearchSpaceError(f"parameter {name!r} (randint) must be an integer, got {value!r}")
+            value = int(value)
+        if self.bounded and not (self.low - 1e-12 <= value <= self.high + 1e-12):
+            raise SearchSpaceError(f"parameter {name!r}={value!r} is outside [{self.low}, {self.high}]")
+        if self.log and value <= 0:
+            raise SearchSpaceError(f"parameter {name!r} ({self.type}) must be positive, got {value!r}")
+        return value
+
+
+Decision = Union[ChoiceDecision, NumericDecision]
+
+
+def _is_multiple(x: float, q: float) -> bool:
+    r = x / q
+    return abs(r - round(r)) < 1e-9
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A canonical point of a search space: active decisions in space order, hashable.
+
+    `values` holds (key, value) pairs where a choice's value is its option *index* and a
+    numeric value is the legal value itself. Two Architectures are equal iff they denote
+    the same parameters.
+    """
+
+    values: tuple  # tuple[tuple[Key, Union[int, float]], ...]
+    _parameters_json: str = field(compare=False, repr=False, default="")
+
+    def as_dict(self) -> dict:
+        """Mapping key -> value (choice index or numeric value)."""
+        return dict(self.values)
+
+    def encode(self) -> str:
+        """Canonical text: the NNI parameters as canonical JSON."""
+        return self._parameters_json
+
+    @property
+    def hash(self) -> str:
+        """16-hex-digit fingerprint of the parameters (shared with caches and reports)."""
+        return text_hash(self._parameters_json)
+
+
+class SearchSpace:
+    """A parsed NNI search space; converts between NNI parameters and Architectures."""
+
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        if not isinstance(spec, Mapping):
+            raise SearchSpaceError(f"search space must be a JSON object (dict), got {type(spec).__name__}")
+        if not spec:
+            raise SearchSpaceError("search space is empty: it needs at least one parameter")
+        self.spec = spec
+        self.decisions: tuple[Decision, ...] = tuple(_parse(spec, ()))
+        # every decision, nested ones included, in a fixed depth-first order
+        self.all_decisions: tuple[Decision, ...] = tuple(_walk(self.decisions))
+        self.index: dict[Key, int] = {d.key: i for i, d in enumerate(self.all_decisions)}
+
+    # -- size -------------------------------------------------------------------------
+    def size(self) -> Optional[int]:
+        """Number of distinct architectures, or None when the space is infinite."""
+        return _size(self.decisions)
+
+    # -- parameters <-> Architecture -------------------------------------------------------
+    def from_parameters(self, parameters: Mapping[str, Any]) -> Architecture:
+        """The Architecture of an NNI parameter dict; SearchSpaceError names what is wrong."""
+        if not isinstance(parameters, Mapping):
+            raise SearchSpaceError(f"parameters must be a dict, got {type(parameters).__name__}")
+        values: list = []
+        _read(self.decisions, parameters, values)
+        return self.make(values)
+
+    def make(self, values: Sequence[tuple]) -> Architecture:
+        """An Architecture from (key, value) pairs of the active decisions (any order)."""
+        order = sorted(values, key=lambda kv: self.index[kv[0]])
+        parameters = self._to_parameters(dict(order))
+        return Architecture(tuple(order), canonical_json(parameters))
+
+    def to_parameters(self, arch: Architecture) -> dict:
+        """The NNI parameter dict of an Architecture (nested choices as {'_name': ..., ...})."""
+        return self._to_parameters(arch.as_dict())
+
+    def _to_parameters(self, values: Mapping[Key, Any]) -> dict:
+        out: dict = {}
+        _write(self.decisions, values, out)
+        return out
+
+    def active(self, values: Mapping[Key, Any]) -> Iterator[Decision]:
+        """The decisions active under a (partial) assignment, parents before children."""
+        return _active(self.decisions, values)
+
+    def parse_decision_value(self, decision: Decision, raw: Any) -> Any:
+        """Internal value of an NNI value for one decision (index for choices)."""
+        if isinstance(decision, ChoiceDecision):
+            return _choice_index(decision, raw)
+        return decision.validate(raw)
+
+    def enumerate(self, limit: int = 100_000) -> Optional[list[Architecture]]:
+        """Every architecture when the space is finite and has at most `limit`, else None."""
+        size = self.size()
+        if size is None or size > limit:
+            return None
+        results: list[Architecture] = []
+
+        def grow(pending: list[Decision], chosen: list) -> None:
+            if not pending:
+                results.append(self.make(chosen))
+                return
+            d, rest = pending[0], pending[1:]
+            for value, children in _options(d):
+                grow(list(children) + rest, chosen + [(d.key, value)])
+
+        grow(list(self.decisions), [])
+        return results
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+def _parse(spec: Mapping[str, Any], prefix: Key) -> list[Decision]:
+    decisions: list[Decision] = []
+    for name, entry in spec.items():
+        if name == "_name":
+            continue
+        key = prefix + (name,)
+        where = key_name(key)
+        if not isinstance(entry, Mapping) or "_type" not in entry or "_value" not in entry:
+            raise SearchSpaceError(f"parameter {where!r} must be an object with '_type' and '_value', got {entry!r}")
+        type_, value = entry["_type"], entry["_value"]
+        if type_ not in ALL_TYPES:
+            raise SearchSpaceError(f"parameter {where!r} has unknown _type {type_!r}; expected one of {list(ALL_TYPES)}")
+        if not isinstance(value, (list, tuple)):
+            raise SearchSpaceError(f"parameter {where!r}: _value must be a list, got {value!r}")
+        decisions.append(_parse_choice(key, value) if type_ == "choice" else _parse_numeric(key, type_, value))
+    return decisions
+
+
+def _parse_choice(key: Key, options: Sequence[Any]) -> ChoiceDecision:
+    where = key_name(key)
+    if len(options) == 0:
+        raise SearchSpaceError(f"parameter {where!r} (choice) has no options")
+    nested_flags = [isinstance(o, Mapping) and "_name" in o for o in options]
+    if any(nested_flags) and not all(nested_flags):
+        raise SearchSpaceError(f"parameter {where!r}: nested choices need '_name' in every option")
+    if all(nested_flags):
+        names = [o["_name"] for o in options]
+        if len(set(map(repr, names))) != len(names):
+            raise SearchSpaceError(f"parameter {where!r}: nested choice names must be unique, got {names}")
+        subspaces = tuple(tuple(_parse(o, key + (i,))) for i, o in enumerate(options))
+        return ChoiceDecision(key, tuple(names), subspaces, nested=True)
+    for o in options:
+        try:
+            canonical_json({"v": o})
+        except (TypeError, ValueError) as exc:
+            raise SearchSpaceError(f"parameter {where!r}: option {o!r} is not JSON-serialisable") from exc
+    return ChoiceDecision(key, tuple(options), tuple(None for _ in options))
+
+
+def _number(where: str, x: Any, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        raise SearchSpaceError(f"parameter {where!r}: {what} must be a finite number, got {x!r}")
+    return float(x)
+
+
+def _parse_numeric(key: Key, type_: str, value: Sequence[Any]) -> NumericDecision:
+    where = key_name(key)
+    want = 3 if type_.startswith("q") else 2
+    if len(value) != want:
+        raise SearchSpaceError(f"parameter {where!r} ({type_}) needs {want} values in _value, got {list(value)}")
+    q = _number(where, value[2], "q") if want == 3 else None
+    if q is not None and q <= 0:
+        raise SearchSpaceError(f"parameter {where!r} ({type_}): q must be positive, got {q}")
+    log = "log" in type_
+    if "normal" in type_:
+        mu, sigma = _number(where, value[0], "mu"), _number(where, value[1], "sigma")
+        if sigma <= 0:
+            raise SearchSpaceError(f"parameter {where!r} ({type_}): sigma must be positive, got {sigma}")
+        return NumericDecision(key, type_, mu=mu, sigma=sigma, q=q, log=log)
+    low, high = _number(where, value[0], "lower bound"), _number(where, value[1], "upper bound")
+    if type_ == "randint":
+        lo, hi = math.ceil(low), math.ceil(high) - 1  # NNI: lower inclusive, upper exclusive
+        if hi < lo:
+            raise SearchSpaceError(f"parameter {where!r} (randint): [{value[0]}, {value[1]}) holds no integer")
+        return NumericDecision(key, type_, low=float(lo), high=float(hi), integer=True)
+    if high < low:
+        raise SearchSpaceError(f"parameter {where!r} ({type_}): lower bound {low} exceeds upper bound {high}")
+    if log and low <= 0:
+        raise SearchSpaceError(f"parameter {where!r} ({type_}): bounds must be positive, got {low}")
+    return NumericDecision(key, type_, low=low, high=high, q=q, log=log)
+
+
+# --- walking -----------------------------------------------------------------------------
+
+def _walk(decisions: Sequence[Decision]) -> Iterator[Decision]:
+    for d in decisions:
+        yield d
+        if isinstance(d, ChoiceDecision):
+            for sub in d.subspaces:
+                if sub:
+                    yield from _walk(sub)
+
+
+def _active(decisions: Sequence[Decision], values: Mapping[Key, Any]) -> Iterator[Decision]:
+    for d in decisions:
+        yield d
+        if isinstance(d, ChoiceDecision) and d.key in values:
+            sub = d.subspaces[values[d.key]]
+            if sub:
+                yield from _active(sub, values)
+
+
+def _size(decisions: Sequence[Decision]) -> Optional[int]:
+    total = 1
+    for d in decisions:
+        if isinstance(d, ChoiceDecision):
+            n = 0
+            for sub in d.subspaces:
+                s = _size(sub) if sub else 1
+                if s is None:
+                    return None
+                n += s
+        else:
+            n = d.size
+            if n is None:
+                return None
+        total *= n
+    return total
+
+
+def _options(d: Decision) -> list[tuple[Any, Sequence[Decision]]]:
+    """(value, child decisions) for each value of a finite decision."""
+    if isinstance(d, ChoiceDecision):
+        return [(i, d.subspaces[i] or ()) for i in range(d.size)]
+    if d.integer:
+        return [(v, ()) for v in range(int(d.low), int(d.high) + 1)]
+    assert d.q is not None and d.bounded
+    values = {d.legalize(d.low), d.legalize(d.high)}
+    k = math.ceil(d.low / d.q - 1e-9)
+    while k * d.q <= d.high + 1e-9:
+        values.add(d.legalize(k * d.q))
+        k += 1
+    return [(v, ()) for v in sorted(values)]
+
+
+def _choice_index(d: ChoiceDecision, raw: Any) -> int:
+    where = key_name(d.key)
+    if d.nested:
+        if not isinstance(raw, Mapping) or "_name" not in raw:
+            raise SearchSpaceError(f"parameter {where!r} is a nested choice: expected a dict with '_name', got {raw!r}")
+        raw = raw["_name"]
+    for i, option in enumerate(d.options):
+        if type(option) is type(raw) and option == raw:
+            return i
+    for i, option in enumerate(d.options):  # 3 == 3.0 as JSON may round-trip ints as floats
+        if option == raw and not isinstance(raw, bool) and not isinstance(option, bool):
+            return i
+    raise SearchSpaceError(f"parameter {where!r}: {raw!r} is not one of the options {list(d.options)}")
+
+
+def _read(decisions: Sequence[Decision], params: Mapping[str, Any], out: list) -> None:
+    names = {d.key[-1] for d in decisions}
+    extra = set(params) - names - {"_name"}
+    if extra:
+        raise SearchSpaceError(f"unknown parameter(s) {sorted(extra)}: not in the search space")
+    for d in decisions:
+        name = d.key[-1]
+        if name not in params:
+            raise SearchSpaceError(f"parameter {key_name(d.key)!r} is missing")
+        raw = params[name]
+        if isinstance(d, ChoiceDecision):
+            index = _choice_index(d, raw)
+            out.append((d.key, index))
+            sub = d.subspaces[index]
+            if d.nested:
+                _read(sub or (), {k: v for k, v in raw.items() if k != "_name"}, out)
+        else:
+            out.append((d.key, d.validate(raw)))
+
+
+def _write(decisions: Sequence[Decision], values: Mapping[Key, Any], out: dict) -> None:
+    for d in decisions:
+        if d.key not in values:
+            raise SearchSpaceError(f"parameter {key_name(d.key)!r} has no value")
+        v = values[d.key]
+        name = d.key[-1]
+        if isinstance(d, ChoiceDecision):
+            if d.nested:
+                sub_out: dict = {"_name": d.options[v]}
+                _write(d.subspaces[v] or (), values, sub_out)
+                out[name] = sub_out
+            else:
+                out[name] = d.options[v]
+        else:
+            out[name] = v
