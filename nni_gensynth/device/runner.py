@@ -72,6 +72,13 @@ def load_model(path: str, backend: str, threads: int, seed: int = 0) -> LoadedMo
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
     module, runtime = import_backend(backend)
+    try:
+        return _load(module, runtime, path, backend, threads, seed)
+    except Exception as exc:
+        raise RuntimeError(f"{runtime} cannot load {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def _load(module: Any, runtime: str, path: str, backend: str, threads: int, seed: int) -> LoadedModel:
     rng = np.random.default_rng(seed)
     if backend == "onnxruntime":
         options = module.SessionOptions()

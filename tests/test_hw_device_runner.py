@@ -1,0 +1,137 @@
+"""The device runner on the real ONNX Runtime and the real LiteRT of this CPU, plus the shared
+statistics and the export that feeds it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nni_gensynth.device import runner, stats
+from nni_gensynth.hardware.export import export_onnx, export_tflite, module_hash
+
+SHAPE = (1, 3, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    from hw_support import tiny_net
+
+    directory = tmp_path_factory.mktemp("exports")
+    net = tiny_net()
+    return {"onnxruntime": export_onnx(net, SHAPE, directory=directory),
+            "litert": export_tflite(net, SHAPE, directory=directory), "dir": directory, "net": net}
+
+
+def run_runner(*args: str, timeout: float = 120) -> "tuple[int, dict]":
+    out = subprocess.run([sys.executable, "-m", "nni_gensynth.device", *args], capture_output=True, text=True,
+                         timeout=timeout)
+    return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_runner_measures_real_interpreter(models, backend):
+    code, answer = run_runner("measure", "--model", str(models[backend]), "--backend", backend, "--threads", "1",
+                              "--affinity", "0", "--warmup-min-time-s", "0.05", "--warmup-min-runs", "3",
+                              "--min-time-s", "0.2", "--min-runs", "20", "--max-runs", "100000")
+    assert code == 0 and answer["ok"], answer
+    samples = answer["samples_ms"]
+    assert len(samples) >= 20 and all(s > 0 for s in samples)
+    assert sum(samples) >= 200.0 * 0.95 or len(samples) == 100000  # repeated until the minimum time
+    assert answer["backend"] == backend
+    assert answer["runtime"].split()[0] == ("onnxruntime" if backend == "onnxruntime" else "ai_edge_litert")
+    assert answer["threads"] == 1 and answer["affinity"] == [0]
+    assert answer["warmup"]["runs"] >= 3
+    assert answer["input_shapes"] == [list(SHAPE)]
+    assert answer["peak_mem_mb"] >= 0
+    assert answer["energy"]["source"] in ("rapl", "battery", "pmic", "ina219", "model")
+    assert answer["energy"]["energy_mj"] >= 0
+    assert set(answer["device"]) >= {"hostname", "machine", "cpu_count", "python"}
+    assert "max_temp_c" in answer["thermal"] and "throttled" in answer["thermal"]
+
+
+def test_runner_respects_max_runs_and_min_runs(models):
+    code, answer = run_runner("measure", "--model", str(models["onnxruntime"]), "--backend", "onnxruntime",
+                              "--warmup-min-time-s", "0", "--warmup-min-runs", "0", "--min-time-s", "60",
+                              "--min-runs", "5", "--max-runs", "40", "--energy-source", "model")
+    assert code == 0 and len(answer["samples_ms"]) == 40
+
+
+def test_runner_failure_is_one_json_line_and_nonzero_exit(tmp_path):
+    bogus = tmp_path / "broken.onnx"
+    bogus.write_bytes(b"not a model")
+    code, answer = run_runner("measure", "--model", str(bogus), "--backend", "onnxruntime")
+    assert code != 0 and answer["ok"] is False and "cannot load" in answer["error"] and "broken.onnx" in answer["error"]
+    code, answer = run_runner("measure", "--model", str(bogus), "--backend", "tensorrt")
+    assert code != 0 and answer["ok"] is False and "backend" in answer["error"]
+    code, answer = run_runner("measure", "--model", str(tmp_path / "missing.tflite"), "--backend", "litert")
+    assert code != 0 and "missing.tflite" in answer["error"]
+    code, answer = run_runner("measure", "--model", str(bogus), "--backend", "onnxruntime", "--affinity", "999")
+    assert code != 0 and "affinity" in answer["error"]
+
+
+def test_runner_info():
+    code, answer = run_runner("info")
+    assert code == 0 and answer["ok"] and answer["cpu_count"] == os.cpu_count()
+    assert answer["runtimes"]["onnxruntime"].startswith("onnxruntime ")
+
+
+def test_runner_imports_nothing_outside_device_and_stdlib_numpy():
+    probe = ("import sys, nni_gensynth.device.__main__ as m, nni_gensynth.device.energy, nni_gensynth.device.runner;"
+             "bad=[n for n in sys.modules if n.split('.')[0] in ('torch','nni','yaml','onnx','litert_torch') or "
+             "(n.startswith('nni_gensynth.') and not n.startswith('nni_gensynth.device'))];print(bad)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_in_process_load_and_timing_loop(models):
+    model = runner.load_model(str(models["litert"]), "litert", threads=1)
+    runs, seconds = runner.warm_up(model.run, 0.02, 5)
+    assert runs >= 5 and seconds >= 0.02
+    samples = runner.time_runs(model.run, 0.05, 10, 100000)
+    assert len(samples) >= 10 and sum(samples) >= 50 * 0.95
+    with pytest.raises(ValueError):
+        runner.time_runs(model.run, 0.0, 10, 5)
+    with pytest.raises(ValueError, match="threads"):
+        runner.load_model(str(models["litert"]), "litert", threads=0)
+
+
+def test_exports_are_valid_and_cached(models):
+    import onnx
+    from ai_edge_litert.interpreter import Interpreter
+
+    onnx.checker.check_model(str(models["onnxruntime"]))
+    interpreter = Interpreter(model_path=str(models["litert"]))
+    interpreter.allocate_tensors()
+    assert list(interpreter.get_input_details()[0]["shape"]) == list(SHAPE)
+    before = {p: p.stat().st_mtime_ns for p in models["dir"].iterdir()}
+    again = export_onnx(models["net"], SHAPE, directory=models["dir"])
+    assert again == models["onnxruntime"] and again.stat().st_mtime_ns == before[again]  # not re-exported
+    other = export_onnx(models["net"], (1, 3, 24, 24), directory=models["dir"])  # new settings: new file
+    assert other != again
+
+
+def test_module_hash_follows_structure_not_weights():
+    from hw_support import tiny_net
+
+    a, b = tiny_net(8), tiny_net(8)
+    assert module_hash(a, SHAPE) == module_hash(b, SHAPE)  # different random weights
+    assert module_hash(a, SHAPE) != module_hash(tiny_net(16), SHAPE)
+    assert module_hash(a, SHAPE) != module_hash(a, (1, 3, 32, 32))
+
+
+def test_stats_match_numpy():
+    rng = np.random.default_rng(1)
+    samples = list(rng.lognormal(0.0, 0.3, 501))
+    assert stats.median(samples) == pytest.approx(np.median(samples))
+    assert stats.quantile(samples, 0.9) == pytest.approx(np.percentile(samples, 90))
+    assert stats.iqr(samples) == pytest.approx(np.percentile(samples, 75) - np.percentile(samples, 25))
+    assert stats.cv(samples) == pytest.approx(np.std(samples, ddof=1) / np.mean(samples))
+    spiky = [1.0] * 99 + [1000.0]
+    assert stats.cv(spiky) > 5 and stats.robust_cv(spiky) == 0.0
+    with pytest.raises(ValueError):
+        stats.summarize([])
