@@ -1,0 +1,344 @@
+"""ADB transport against the fake ADB server (tests/fakes/fake_adb_server.py), which speaks the real
+adb host protocol and runs the device side here: the fake benchmark_model really runs the model
+with LiteRT, device_runner mode runs the real device runner."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from fakes.fake_adb_server import FakeADBServer, FakeDevice
+from fakes.tiny_models import tiny_tflite
+from nni_gensynth.hardware.transports.adb import (
+    ADBTransport,
+    big_core_mask,
+    parse_benchmark_output,
+    parse_getprop,
+    parse_temperatures,
+    parse_thermal_status,
+)
+from nni_gensynth.hardware.transports.base import DeviceError
+
+SERIAL = "FAKE0001"
+
+
+@pytest.fixture(scope="module")
+def tflite_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_tflite(tmp_path_factory.mktemp("models") / "mlp.tflite", width=1024)
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> FakeDevice:
+    device = FakeDevice(SERIAL, tmp_path / "phone")
+    device.install_benchmark_binary()
+    return device
+
+
+@pytest.fixture
+def server(phone: FakeDevice):
+    with FakeADBServer([phone]) as fake:
+        yield fake
+
+
+def transport_for(server: FakeADBServer, **extra) -> ADBTransport:
+    settings = {"kind": "adb", "serial": SERIAL, "adb_host": "127.0.0.1", "adb_port": server.port,
+                "timeout_s": 60.0, "cpu_affinity": "big"}
+    settings.update(extra)
+    return ADBTransport(settings)
+
+
+def args_for(model: Path, *, energy: str = "battery", min_time: float = 0.4, idle_s: float = 0.3,
+             backend: str = "litert") -> list:
+    return ["measure", "--model", str(model), "--backend", backend, "--threads", "2",
+            "--warmup-min-time-s", "0.05", "--warmup-min-runs", "3", "--min-time-s", str(min_time),
+            "--min-runs", "20", "--max-runs", "5000", "--energy-source", energy,
+            "--energy-config", json.dumps({"idle_s": idle_s, "sample_interval_s": 0.05})]
+
+
+def printed_stats(phone: FakeDevice) -> dict:
+    """The timed-run statistics line the fake benchmark_model printed (read independently)."""
+    [(command, out, _, code)] = [o for o in phone.outputs if "benchmark_model" in o[0]]
+    assert code == 0
+    lines = [line for line in out.decode().splitlines() if line.startswith("INFO: count=")]
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([-+.\deE]+)", lines[-1])}
+
+
+# ---------------------------------------------------------------------------------------------
+# benchmark_model mode
+
+
+def test_benchmark_model_mode_parses_the_real_output_and_pins_big_cores(server, phone, tflite_model):
+    transport = transport_for(server)
+    result = transport.run_device_runner(tflite_model, args_for(tflite_model))
+    printed = printed_stats(phone)
+
+    assert result["ok"] is True and result["samples_kind"] == "summary"
+    summary = result["summary_ms"]
+    assert summary["count"] == printed["count"] >= 20
+    for key in ("min", "max", "first", "curr", "std"):
+        assert summary[key] == pytest.approx(printed[key] / 1000.0)
+    assert summary["avg"] == pytest.approx(printed["avg"] / 1000.0, rel=1e-5)  # avg printed with 6 digits
+    assert result["samples_ms"] == [summary["avg"]]
+    assert summary["min"] <= summary["avg"] <= summary["max"]
+    assert result["peak_mem_mb"] > 10  # the fake's RSS with LiteRT loaded
+    assert result["backend"] == "litert" and result["threads"] == 2
+
+    # big cores: the fixture has 4 little (1.8 GHz) and 4 big (2.8 GHz) cores
+    assert result["affinity"] == [4, 5, 6, 7] and phone.taskset_masks == ["f0"]
+    [command] = [c for c in phone.shell_log if "benchmark_model" in c]
+    assert command.startswith("taskset f0 /data/local/tmp/benchmark_model --graph=/data/local/tmp/nni-gensynth/models/")
+    for flag in ("--num_threads=2", "--warmup_runs=3", "--num_runs=20", "--min_secs=0.4",
+                 "--enable_op_profiling=false", "--report_peak_memory_footprint=true"):
+        assert flag in command.split()
+    assert result["thermal"]["android_thermal_status"] == 0 and result["thermal"]["throttled"] is False
+    assert result["device"]["model"] == "Fake Pixel" and result["device"]["abi"] == "arm64-v8a"
+
+
+def test_battery_energy_subtracts_the_idle_baseline(server, phone, tflite_model):
+    result = transport_for(server).run_device_runner(tflite_model, args_for(tflite_model, min_time=0.6))
+    energy = result["energy"]
+    idle_w = abs(phone.idle_ua) * phone.voltage_uv / 1e12  # 0.975 W
+    load_w = abs(phone.load_ua) * phone.voltage_uv / 1e12  # 3.51 W
+    assert energy["source"] == "battery" and energy["window"] == "timed runs"
+    assert energy["idle_power_w"] == pytest.approx(idle_w)
+    assert energy["power_w"] == pytest.approx(load_w)
+    assert energy["idle_samples"] >= 3 and energy["samples"] >= 2
+    avg_s = printed_stats(phone)["avg"] / 1e6
+    # (P_run - P_idle) x time / runs, in mJ
+    assert energy["energy_mj"] == pytest.approx((load_w - idle_w) * avg_s * 1000.0, rel=1e-4)
+    assert energy["gross_energy_mj"] > energy["energy_mj"] > 0
+
+
+def test_thermal_status_is_reported(server, phone, tflite_model):
+    phone.thermal_status = 3
+    result = transport_for(server, cpu_affinity=None).run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+    thermal = result["thermal"]
+    assert thermal["android_thermal_status"] == 3 and thermal["android_thermal_status_name"] == "severe"
+    assert thermal["throttled"] is True and thermal["max_temp_c"] == pytest.approx(36.2)
+    assert result["energy"]["source"] == "model"
+    assert phone.taskset_masks == [] and result["affinity"] is None
+
+
+def test_disconnect_mid_run_is_retryable_and_the_next_run_works(server, phone, tflite_model):
+    transport = transport_for(server)
+    server.drop_during("benchmark_model", after_s=0.3)
+    with pytest.raises(DeviceError) as info:
+        transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=5.0))
+    assert info.value.retryable is True
+    assert SERIAL in str(info.value) and f"127.0.0.1:{server.port}" in str(info.value)
+    result = transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+    assert result["ok"] is True
+
+
+def test_measure_retries_a_dropped_run_and_caches_one_good_result(server, phone, tflite_model, tmp_path,
+                                                                  monkeypatch):
+    from nni_gensynth.hardware.cache import MeasurementCache
+    from nni_gensynth.hardware.measure import measure
+    from nni_gensynth.hardware.profiles import profile_from_dict
+
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path / "cache"))
+    profile = profile_from_dict({
+        "name": "fake-android", "backend": "litert", "threads": 2, "cpu_affinity": "big",
+        "transport": {"kind": "adb", "serial": SERIAL, "adb_port": server.port},
+        "warmup": {"min_time_s": 0.05, "min_runs": 3}, "repeat": {"min_time_s": 0.3, "min_runs": 20},
+        "energy": {"source": "battery", "idle_s": 0.2, "sample_interval_s": 0.05}})
+    cache = MeasurementCache(tmp_path / "cache.sqlite")
+    server.drop_during("benchmark_model", after_s=0.1)
+    result = measure(tflite_model, profile, cache=cache, retries=2)
+    assert len([c for c in phone.shell_log if "benchmark_model" in c]) == 2  # dropped once, then measured
+    assert len(cache) == 1 and not result.from_cache
+    assert result.energy_source == "battery" and result.energy_mj > 0
+    assert result.median_ms == pytest.approx(printed_stats_last(phone)["avg"] / 1000.0, rel=1e-5)
+    again = measure(tflite_model, profile, cache=cache)
+    assert again.from_cache and len([c for c in phone.shell_log if "benchmark_model" in c]) == 2
+
+
+def printed_stats_last(phone: FakeDevice) -> dict:
+    out = [o for o in phone.outputs if "benchmark_model" in o[0]][-1][1].decode()
+    line = [line for line in out.splitlines() if line.startswith("INFO: count=")][-1]
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([-+.\deE]+)", line)}
+
+
+def test_missing_benchmark_binary_says_how_to_install_it(server, phone, tflite_model):
+    phone.local(phone.benchmark_binary).unlink()
+    with pytest.raises(DeviceError) as info:
+        transport_for(server).run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+    assert info.value.retryable is False
+    assert "exit 127" in str(info.value) and "adb push" in str(info.value)
+
+
+def test_model_is_pushed_once_by_content_hash(server, phone, tflite_model):
+    transport = transport_for(server, cpu_affinity=None)
+    transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))
+    models = list(phone.local("/data/local/tmp/nni-gensynth/models").iterdir())
+    assert len(models) == 1 and models[0].read_bytes() == tflite_model.read_bytes()
+    sends = sum(1 for r in server.requests if r == "sync:")
+    transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))
+    assert sum(1 for r in server.requests if r == "sync:") == sends + 1  # one STAT, no second SEND
+
+    models[0].write_bytes(tflite_model.read_bytes()[:100])  # a push cut short: wrong size
+    transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))
+    assert models[0].read_bytes() == tflite_model.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# device_runner mode
+
+
+def test_device_runner_mode_runs_the_real_runner_on_the_phone(server, phone, tflite_model):
+    transport = transport_for(server, mode="device_runner", cpu_affinity=None)
+    args = args_for(tflite_model, energy="model", min_time=0.1)
+    result = transport.run_device_runner(tflite_model, args)
+    assert result["ok"] is True and result["backend"] == "litert"
+    assert len(result["samples_ms"]) >= 20 and all(s > 0 for s in result["samples_ms"])
+    assert result["runtime"].lower().startswith(("litert", "ai-edge-litert", "ai_edge_litert", "tflite"))
+    runner_dirs = list(phone.local("/data/local/tmp/nni-gensynth").glob("runner-*"))
+    assert len(runner_dirs) == 1 and (runner_dirs[0] / ".complete").is_file()
+    [command] = [c for c in phone.shell_log if "nni_gensynth.device" in c]
+    assert command.startswith(f"cd /data/local/tmp/nni-gensynth/{runner_dirs[0].name} && python3 -m nni_gensynth.device measure")
+
+    bad = args[:-2] + ["--energy-config", "not json"]
+    with pytest.raises(DeviceError) as info:
+        transport.run_device_runner(tflite_model, bad)
+    assert info.value.retryable is False and "--energy-config" in str(info.value)
+
+
+def test_device_runner_mode_without_python_on_the_phone(server, phone, tflite_model):
+    transport = transport_for(server, mode="device_runner", python="/data/data/com.termux/files/usr/bin/python")
+    with pytest.raises(DeviceError, match="not found on the phone") as info:
+        transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+    assert info.value.retryable is False
+
+
+# ---------------------------------------------------------------------------------------------
+# no device, no server, bad settings
+
+
+def test_unknown_serial_and_unplugged_phone_are_retryable(server, phone, tflite_model):
+    with pytest.raises(DeviceError, match=f"OTHER is not connected.*{SERIAL} device") as info:
+        transport_for(server, serial="OTHER").run_device_runner(tflite_model, args_for(tflite_model))
+    assert info.value.retryable is True
+    server.unplug(SERIAL)
+    with pytest.raises(DeviceError, match="nothing") as info:
+        transport_for(server).run_device_runner(tflite_model, args_for(tflite_model))
+    assert info.value.retryable is True
+
+
+def test_no_adb_server_is_an_error_and_spawns_nothing(tflite_model):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "adb"}
+    with pytest.raises(DeviceError, match=f"127.0.0.1:{port} is not reachable") as info:
+        ADBTransport({"kind": "adb", "serial": SERIAL, "adb_port": port}).run_device_runner(
+            tflite_model, args_for(tflite_model))
+    assert info.value.retryable is True
+    after = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "adb"}
+    assert after <= before  # adbutils' "adb start-server" fallback is not used
+
+
+def test_bad_settings_and_arguments_name_what_is_wrong(tmp_path, tflite_model):
+    with pytest.raises(ValueError, match="transport.mode"):
+        ADBTransport({"kind": "adb", "mode": "apk"})
+    with pytest.raises(ValueError, match="transport.adb_port"):
+        ADBTransport({"kind": "adb", "adb_port": 0})
+    with pytest.raises(ValueError, match="transport.benchmark_binary"):
+        ADBTransport({"kind": "adb", "benchmark_binary": "benchmark_model"})
+    transport = ADBTransport({"kind": "adb", "serial": SERIAL, "adb_port": 1})
+    with pytest.raises(FileNotFoundError, match="nope.tflite"):
+        transport.run_device_runner(tmp_path / "nope.tflite", [])
+    onnx = tmp_path / "m.onnx"
+    onnx.write_bytes(b"x")
+    with pytest.raises(ValueError, match="backend 'litert'"):
+        transport.run_device_runner(onnx, args_for(onnx, backend="onnxruntime"))
+    with pytest.raises(ValueError, match="--energy-config"):
+        transport.run_device_runner(tflite_model, args_for(tflite_model)[:-1] + ["[1]"])
+
+
+# ---------------------------------------------------------------------------------------------
+# parsers, on text in benchmark_model's real format
+
+
+REAL_FORMAT = """INFO: STARTING!
+INFO: Log parameter values verbosely: [0]
+INFO: Num threads: [4]
+INFO: Graph: [/data/local/tmp/mobilenet.tflite]
+INFO: Loaded model /data/local/tmp/mobilenet.tflite
+INFO: The input model file size (MB): 4.27635
+INFO: Initialized session in 3.518ms.
+INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.
+INFO: count=31 first=46511 curr=15134 min=14833 max=46511 avg=16271.5 std=5570
+
+INFO: Running benchmark for at least 50 iterations and at least 1 seconds but terminate if exceeding 150 seconds.
+INFO: count=66 first=15079 curr=15056 min=14822 max=1.23457e+06 avg=15232.4 std=300
+
+INFO: Inference timings in us: Init: 3518, First inference: 46511, Warmup (avg): 16271.5, Inference (avg): 15232.4
+INFO: Note: as the benchmark tool itself affects memory footprint, the following is only APPROXIMATE to the actual memory footprint of the model at runtime. Take the information at your discretion.
+INFO: Memory footprint delta from the start of the tool (MB): init=6.30859 overall=13.1172
+INFO: Overall peak memory footprint (MB) via periodic monitoring: 17.6562
+"""
+
+
+def test_parse_benchmark_output_real_format():
+    parsed = parse_benchmark_output(REAL_FORMAT)
+    assert parsed["warmup_us"] == {"count": 31, "first": 46511, "curr": 15134, "min": 14833, "max": 46511,
+                                   "avg": 16271.5, "std": 5570}
+    assert parsed["inference_us"]["count"] == 66 and parsed["inference_us"]["max"] == 1.23457e06
+    assert parsed["inference_us"]["avg"] == 15232.4
+    assert (parsed["init_us"], parsed["first_inference_us"], parsed["inference_avg_us"]) == (3518, 46511, 15232.4)
+    assert parsed["peak_mem_mb"] == 17.6562 and parsed["mem_delta_overall_mb"] == 13.1172
+
+
+def test_parse_benchmark_output_all_same_and_missing():
+    same = parse_benchmark_output("INFO: count=1 curr=900\n\nINFO: count=5 curr=812(all same)\n")
+    assert same["inference_us"] == {"count": 5, "curr": 812, "first": 812, "min": 812, "max": 812,
+                                    "avg": 812, "std": 0.0}
+    with pytest.raises(ValueError, match="no statistics line"):
+        parse_benchmark_output("ERROR: Could not open '/data/local/tmp/x.tflite'.\n")
+
+
+def test_small_parsers():
+    assert parse_thermal_status("IsStatusOverride: false\nThermal Status: 2\n") == 2
+    assert parse_thermal_status("nothing") is None
+    assert parse_temperatures("Temperature{mValue=41.5, mType=0, mName=CPU3, mStatus=1}") == {"CPU3": 41.5}
+    assert parse_getprop("[ro.product.model]: [Pixel 8]\n[ro.x]: []\n") == {"ro.product.model": "Pixel 8", "ro.x": ""}
+    tri = "\n".join(f"/sys/devices/system/cpu/cpu{i}/cpufreq/cpuinfo_max_freq:{f}"
+                    for i, f in enumerate([1800000] * 4 + [2400000] * 3 + [3000000]))
+    assert big_core_mask(tri) == ([7], "80")
+    with pytest.raises(ValueError, match="big cores"):
+        big_core_mask("")
+
+
+# ---------------------------------------------------------------------------------------------
+# the fake speaks the protocol the real adb client speaks
+
+
+def test_real_adb_client_talks_to_the_fake(server, phone, tmp_path):
+    adb = shutil.which("adb")
+    if adb is None:
+        pytest.skip("the adb command is not installed (apt-get install adb)")
+    version = subprocess.run([adb, "version"], capture_output=True, text=True, timeout=10).stdout
+    if "1.0.41" not in version:
+        pytest.skip(f"adb client is not 1.0.41 (the fake's server version): {version.splitlines()[:1]}")
+    base = [adb, "-H", "127.0.0.1", "-P", str(server.port)]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(base + list(args), capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+
+    assert re.search(rf"^{SERIAL}\s+device", run("devices").stdout, flags=re.MULTILINE)
+    assert run("-s", SERIAL, "shell", "getprop", "ro.product.model").stdout.strip() == "Fake Pixel"
+    assert run("-s", SERIAL, "shell", "cat /nope").returncode == 1  # shell v2 carries the exit code
+    local = tmp_path / "blob.bin"
+    local.write_bytes(bytes(range(256)) * 1000)
+    assert run("-s", SERIAL, "push", str(local), "/data/local/tmp/blob.bin").returncode == 0
+    assert phone.local("/data/local/tmp/blob.bin").read_bytes() == local.read_bytes()
+    assert run("-s", SERIAL, "pull", "/data/local/tmp/blob.bin", str(tmp_path / "back.bin")).returncode == 0
+    assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
