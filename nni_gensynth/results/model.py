@@ -1,0 +1,115 @@
+"""The typed in-memory form of one NNI experiment, whichever source it was read from.
+
+`ExperimentRecord` holds the experiment's configuration (and from it the tuner's requirements
+and objective), every trial with its parameters, status and metrics, and the generator cycles
+GenSynth saved in its state file. Sources (`rest_source`, `sqlite_source`) build it;
+`analysis`, `plots`, `html` and `export` only read it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..engine.objective import MAXIMIZE, Objective, Requirements
+
+
+@dataclass
+class TrialRecord:
+    """One NNI trial job.
+
+    `parameter_id` and `parameters` are those the trial actually ran: NNI 3.0's local
+    training service may hand a trial another parameter set than the one its RUNNING event
+    names, so the sources take the parameter id the trial reported its metrics under.
+    `final` is the final result as a dict (a scalar result becomes {"default": x}).
+    """
+
+    trial_id: str
+    status: str
+    parameter_id: Optional[int] = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    final: Optional[dict[str, Any]] = None
+    intermediate: list[dict[str, Any]] = field(default_factory=list)
+    start_ms: Optional[int] = None
+    end_ms: Optional[int] = None
+    trial_dir: Optional[Path] = None
+
+    def metric(self, name: str) -> Optional[float]:
+        """A final metric as a finite float, or None when absent or not a number."""
+        if self.final is None:
+            return None
+        value = self.final.get(name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        value = float(value)
+        return value if value == value and abs(value) != float("inf") else None
+
+
+@dataclass
+class CycleRecord:
+    """One generator cycle as GenSynth logged it (see engine.gensynth.CycleStats)."""
+
+    cycle: int
+    results: int
+    best_u: Optional[float]
+    feasible_fraction: float
+    entropy: float
+    delta_norm: float = 0.0
+    profiler_calls: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ExperimentRecord:
+    """One experiment: configuration, trials and generator cycles."""
+
+    experiment_id: str
+    source: str  # "rest" (a running NNI manager) or "sqlite" (its database)
+    experiment_dir: Optional[Path]
+    config: dict[str, Any]
+    trials: list[TrialRecord]
+    cycles: list[CycleRecord] = field(default_factory=list)
+    status: str = "UNKNOWN"
+    state_path: Optional[Path] = None
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("experimentName") or "")
+
+    @property
+    def tuner(self) -> dict[str, Any]:
+        """The tuner section of the config ({} when the experiment has none)."""
+        tuner = self.config.get("tuner")
+        return tuner if isinstance(tuner, dict) else {}
+
+    @property
+    def tuner_name(self) -> str:
+        return str(self.tuner.get("name") or self.tuner.get("className") or "")
+
+    @property
+    def class_args(self) -> dict[str, Any]:
+        args = self.tuner.get("classArgs")
+        return args if isinstance(args, dict) else {}
+
+    @property
+    def constraints(self) -> dict[str, dict[str, float]]:
+        """The operational requirements from the tuner's classArgs, normalised."""
+        return self.requirements.to_config()
+
+    @property
+    def requirements(self) -> Requirements:
+        return Requirements(self.class_args.get("constraints") or {})
+
+    @property
+    def objective(self) -> Objective:
+        """U as the tuner optimised it (GenSynth's classArgs; 'default', maximize otherwise)."""
+        return Objective(str(self.class_args.get("objective") or "default"),
+                         str(self.class_args.get("optimize_mode") or MAXIMIZE))
+
+    def trial(self, trial_id: str) -> TrialRecord:
+        """The trial with this id (ValueError listing the known ids otherwise)."""
+        for t in self.trials:
+            if t.trial_id == trial_id:
+                return t
+        known = ", ".join(t.trial_id for t in self.trials) or "none"
+        raise ValueError(f"experiment {self.experiment_id} has no trial {trial_id!r} (trials: {known})")

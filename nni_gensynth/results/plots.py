@@ -1,0 +1,150 @@
+"""The report's figures, built as matplotlib Figures (Agg canvas, no pyplot state) so tests can
+inspect their artists before they are saved.
+
+pareto.png: accuracy (%) against measured latency (ms); feasible and infeasible trials marked
+differently, the latency requirement drawn, the Pareto front joined, the best feasible labelled.
+cycles.png: per generator cycle, best U, the feasible fraction and the generator's entropy.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .analysis import best_feasible, has_result, is_feasible, pareto_front
+from .model import ExperimentRecord
+
+# x-axis candidates for the trade-off plot: measured latency first; MACs when nothing was measured.
+X_AXES = (("latency_ms", "measured latency (ms)", 1.0), ("macs", "MACs (millions)", 1e-6))
+FEASIBLE_COLOR, INFEASIBLE_COLOR, FRONT_COLOR, REQUIREMENT_COLOR = "#1b7837", "#b2182b", "#2166ac", "#762a83"
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _percent(accuracy: float) -> float:
+    return accuracy * 100.0 if accuracy <= 1.0 else accuracy
+
+
+def pareto_figure(record: ExperimentRecord) -> Figure:
+    """Accuracy against measured latency (or MACs when no latency was measured)."""
+    figure = _new_figure(7.5, 5.0)
+    ax = figure.add_subplot()
+    finished = [t for t in record.trials if has_result(t) and t.metric("accuracy") is not None]
+    x_key, x_label, scale = next(((k, label, s) for k, label, s in X_AXES
+                                  if any(t.metric(k) is not None for t in finished)), X_AXES[0])
+    points = [t for t in finished if t.metric(x_key) is not None]
+    feasible = [t for t in points if is_feasible(record, t)]
+    infeasible = [t for t in points if not is_feasible(record, t)]
+    ax.scatter([t.metric(x_key) * scale for t in feasible], [_percent(t.metric("accuracy")) for t in feasible],
+               marker="o", s=42, color=FEASIBLE_COLOR, edgecolor="black", linewidth=0.5, zorder=3,
+               label=f"feasible ({len(feasible)})")
+    ax.scatter([t.metric(x_key) * scale for t in infeasible], [_percent(t.metric("accuracy")) for t in infeasible],
+               marker="x", s=42, color=INFEASIBLE_COLOR, zorder=3, label=f"infeasible ({len(infeasible)})")
+    front = pareto_front(feasible, x=x_key)
+    if front:
+        ax.plot([t.metric(x_key) * scale for t in front], [_percent(t.metric("accuracy")) for t in front],
+                drawstyle="steps-post", color=FRONT_COLOR, linewidth=1.5, zorder=2,
+                label=f"Pareto front of feasible ({len(front)})")
+    bound = record.requirements.bounds
+    for b in bound:
+        if b.metric == x_key:
+            for side, value in (("≤", b.max), ("≥", b.min)):
+                if value is not None:
+                    ax.axvline(value * scale, color=REQUIREMENT_COLOR, linestyle="--", linewidth=1.5,
+                               label=f"requirement: {x_key} {side} {value:g}")
+        elif b.metric == "accuracy":
+            for side, value in (("≤", b.max), ("≥", b.min)):
+                if value is not None:
+                    ax.axhline(_percent(value), color=REQUIREMENT_COLOR, linestyle=":", linewidth=1.5,
+                               label=f"requirement: accuracy {side} {value:g}")
+    best = best_feasible(record)
+    if best is not None and best.metric(x_key) is not None and best.metric("accuracy") is not None:
+        ax.annotate(f"best feasible: {best.trial_id}", (best.metric(x_key) * scale, _percent(best.metric("accuracy"))),
+                    xytext=(10, -18), textcoords="offset points", fontsize=8,
+                    arrowprops={"arrowstyle": "-", "color": "0.4"})
+    if not points:
+        ax.text(0.5, 0.5, f"no trial has reported accuracy and {x_key} yet", transform=ax.transAxes,
+                ha="center", va="center", color="0.35")
+    others = [f"{b.metric}" for b in bound if b.metric not in (x_key, "accuracy")]
+    _shade_infeasible(ax, [b for b in bound if b.metric == x_key], scale)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"{record.experiment_id}: accuracy vs {x_label.split(' (')[0]}"
+                 + (f"\n(feasibility also checks {', '.join(others)})" if others else ""), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return figure
+
+
+def _shade_infeasible(ax, bounds: list, scale: float) -> None:
+    """Tint the side of each x-axis bound where the requirement is not met (limits unchanged)."""
+    left, right = ax.get_xlim()
+    for b in bounds:
+        if b.max is not None and b.max * scale < right:
+            ax.axvspan(b.max * scale, right, color=INFEASIBLE_COLOR, alpha=0.06, zorder=0)
+        if b.min is not None and b.min * scale > left:
+            ax.axvspan(left, b.min * scale, color=INFEASIBLE_COLOR, alpha=0.06, zorder=0)
+    ax.set_xlim(left, right)
+
+
+def cycles_figure(record: ExperimentRecord) -> Figure:
+    """Three panels over generator cycles: best U, feasible fraction (%), generator entropy."""
+    figure = _new_figure(7.5, 6.5)
+    axes = figure.subplots(3, 1, sharex=True)
+    cycles = record.cycles
+    x = [c.cycle for c in cycles]
+    objective = record.objective
+    u_points = [(c.cycle, c.best_u) for c in cycles if c.best_u is not None]
+    axes[0].plot([p[0] for p in u_points], [p[1] for p in u_points], marker="o", color=FRONT_COLOR,
+                 label=f"best U ({objective.metric}, {objective.mode})")
+    axes[0].set_ylabel(f"best U\n({objective.metric})")
+    axes[1].plot(x, [100.0 * c.feasible_fraction for c in cycles], marker="s", color=FEASIBLE_COLOR,
+                 label="feasible fraction of the cycle's results")
+    axes[1].set_ylabel("feasible (%)")
+    axes[1].set_ylim(-5, 105)
+    axes[2].plot(x, [c.entropy for c in cycles], marker="^", color=REQUIREMENT_COLOR, label="generator entropy")
+    axes[2].set_ylabel("entropy (nats)")
+    axes[2].set_xlabel("generator cycle")
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+    if cycles:
+        axes[2].set_xticks(x if len(x) <= 20 else axes[2].get_xticks())
+    else:
+        axes[0].text(0.5, 0.5, "no generator cycle completed yet" + ("" if record.state_path is None or
+                     record.state_path.is_file() else " (no GenSynth state file)"),
+                     transform=axes[0].transAxes, ha="center", va="center", color="0.35")
+    axes[0].set_title(f"{record.experiment_id}: GenSynth generator cycles ({len(cycles)})", fontsize=10)
+    return figure
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Write `figure` as a PNG (atomically: a reader never sees half a file)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    figure.savefig(tmp, format="png", dpi=100)
+    tmp.replace(path)
+    return path
+
+
+def legend_texts(figure: Figure) -> list[str]:
+    """Every legend entry of a figure (what tests and readers see as the named elements)."""
+    return [text.get_text() for ax in figure.axes if ax.get_legend() is not None
+            for text in ax.get_legend().get_texts()]
+
+
+def axis_labels(figure: Figure) -> list[tuple[str, str]]:
+    return [(ax.get_xlabel(), ax.get_ylabel()) for ax in figure.axes]
+
+
+def optional_note(record: ExperimentRecord) -> Optional[str]:
+    """Why a report may look empty (no results yet), or None."""
+    if not any(has_result(t) for t in record.trials):
+        return f"experiment {record.experiment_id} has no successful trial with a final result yet"
+    return None
