@@ -203,3 +203,57 @@ def test_bad_settings_name_the_field(tmp_path: Path):
     transport = SSHTransport({"kind": "ssh", "host": "pi"})
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         transport.run_device_runner(tmp_path / "missing.onnx", FAST)
+
+
+def test_measure_retries_after_sshd_dies_and_caches_one_good_result(ssh_server: SSHServer, tmp_path: Path,
+                                                                    onnx_model: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    from nni_gensynth.hardware.cache import MeasurementCache
+    from nni_gensynth.hardware.measure import measure
+    from nni_gensynth.hardware.profiles import profile_from_dict
+
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path / "cache"))
+    fields = settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path))
+    profile = profile_from_dict({
+        "name": "fake-pi", "backend": "onnxruntime", "threads": 1, "transport": fields,
+        "warmup": {"min_time_s": 0.05, "min_runs": 2}, "repeat": {"min_time_s": 1.5, "min_runs": 10},
+        "energy": {"source": "model"}})
+    cache = MeasurementCache(tmp_path / "cache.sqlite")
+    outcome: dict = {}
+
+    class Counting(SSHTransport):
+        calls: list = []
+
+        def run_device_runner(self, model_path, args):
+            try:
+                answer = super().run_device_runner(model_path, args)
+            except DeviceError as exc:
+                self.calls.append(exc)
+                raise
+            self.calls.append("ok")
+            return answer
+
+    transport = Counting(profile)
+
+    def run() -> None:
+        try:
+            outcome["result"] = measure(onnx_model, profile, cache=cache, retries=2, transport=transport)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not any("nni_gensynth.device" in " ".join(p.cmdline()) for p in ssh_server.processes()):
+        assert time.monotonic() < deadline, "the device runner never started"
+        time.sleep(0.05)
+    ssh_server.kill()   # the Pi drops off the network mid-measurement ...
+    ssh_server.start()  # ... and is back before measure()'s retry
+    thread.join(timeout=30)
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert not result.from_cache and len(result.samples_ms) >= 10
+    assert len(cache) == 1  # one good result stored, nothing from the dropped attempt
+    assert len(transport.calls) == 2 and transport.calls[1] == "ok"
+    assert isinstance(transport.calls[0], DeviceError) and transport.calls[0].retryable
+    transport.close()
