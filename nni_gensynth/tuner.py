@@ -64,6 +64,24 @@ class GenSynthTuner(Tuner):
                  hw_profile: Optional[str] = None, prototype: Optional[Mapping[str, Any]] = None,
                  population_size: int = 10, seed: Optional[int] = None, max_profiler_calls: int = 4) -> None:
         super().__init__()
+        try:
+            self._configure(optimize_mode, objective, constraints, profiler, hw_profile, prototype,
+                            population_size, seed, max_profiler_calls)
+        except (TypeError, ValueError) as exc:
+            _report_fatal_to_nni(f"GenSynth classArgs: {exc}")
+            raise
+        self._lock = threading.RLock()
+        self._engine: Optional[GenSynth] = None
+        self._space: Optional[SearchSpace] = None
+        self._pending: dict[int, Architecture] = {}
+        self._saved_state: Optional[dict] = None
+        self._queued_imports: list = []
+        self._fallback_rng = np.random.default_rng(seed)
+
+    def _configure(self, optimize_mode: str, objective: str, constraints: Optional[Mapping[str, Any]],
+                   profiler: Any, hw_profile: Optional[str], prototype: Optional[Mapping[str, Any]],
+                   population_size: int, seed: Optional[int], max_profiler_calls: int) -> None:
+        """Validate classArgs and store them under their own names (errors name the argument)."""
         if optimize_mode not in (MAXIMIZE, MINIMIZE):
             raise ValueError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}")
         if not isinstance(objective, str) or not objective:
@@ -92,13 +110,6 @@ class GenSynthTuner(Tuner):
         self._objective = Objective(objective, optimize_mode)
         self._profile = _resolve_hw_profile(hw_profile)
         self._profiler_fn = _resolve_profiler(profiler, self._profile)
-        self._lock = threading.RLock()
-        self._engine: Optional[GenSynth] = None
-        self._space: Optional[SearchSpace] = None
-        self._pending: dict[int, Architecture] = {}
-        self._saved_state: Optional[dict] = None
-        self._queued_imports: list = []
-        self._fallback_rng = np.random.default_rng(seed)
 
     # -- NNI Tuner API ---------------------------------------------------------------------
     def update_search_space(self, search_space: Mapping[str, Any]) -> None:
@@ -107,11 +118,13 @@ class GenSynthTuner(Tuner):
             try:
                 space = SearchSpace(search_space)
             except SearchSpaceError as exc:
+                _report_fatal_to_nni(f"GenSynth search space: {exc}")
                 raise SearchSpaceError(f"search space: {exc}") from None
             if self.prototype is not None:
                 try:
                     space.from_parameters(self.prototype)
                 except SearchSpaceError as exc:
+                    _report_fatal_to_nni(f"GenSynth prototype does not fit the search space: {exc}")
                     raise ValueError(f"prototype does not fit the search space: {exc}") from None
             self._space = space
             self._engine = GenSynth(space, self._objective, self._requirements, profiler=self._profiler_fn,
@@ -266,6 +279,31 @@ def metrics_of(value: Any) -> Optional[dict]:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return {"default": float(value)}
     return None
+
+
+def _report_fatal_to_nni(message: str) -> None:
+    """Tell the NNI manager that the tuner cannot run, so the experiment ends in ERROR at once.
+
+    NNI does not notice a dispatcher that dies in the tuner's constructor (it waits 10 s for a
+    connection) or while handling the search space (it stays RUNNING forever). Inside a
+    dispatcher process we open the tuner command channel and send NNI's Error command; the
+    manager then logs "Dispatcher error: <message>" and sets the experiment to ERROR.
+    Outside NNI this does nothing.
+    """
+    url = os.environ.get("NNI_TUNER_COMMAND_CHANNEL")
+    _logger.error("%s", message)
+    if not url or url.startswith("ws://_unittest_"):
+        return
+    try:
+        from nni.runtime.tuner_command_channel import TunerCommandChannel
+        from nni.runtime.tuner_command_channel.command_type import CommandType
+
+        channel = TunerCommandChannel(url)
+        channel.connect()
+        channel._send(CommandType.Error, message)
+        channel.disconnect()
+    except Exception:  # noqa: BLE001 - best effort; the exception we are about to raise still stands
+        _logger.exception("could not report the error to the NNI manager")
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -1,0 +1,57 @@
+"""Real nnictl experiments with the registered GenSynth tuner."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from nni_experiments import Experiment, rest
+
+TRIALS = Path(__file__).parent / "fixtures" / "trials"
+SPACE = {"width": {"_type": "choice", "_value": [8, 16, 32, 64]},
+         "lr": {"_type": "loguniform", "_value": [1e-4, 1e-1]}}
+
+
+def _config(tmp_path: Path, class_args: dict, space: dict = SPACE, trials: int = 8) -> dict:
+    (tmp_path / "space.json").write_text(json.dumps(space))
+    return {
+        "experimentName": "gensynth-e2e",
+        "searchSpaceFile": str(tmp_path / "space.json"),
+        "trialCommand": f"{sys.executable} toy_trial.py",
+        "trialCodeDirectory": str(TRIALS),
+        "trialConcurrency": 2,
+        "maxTrialNumber": trials,
+        "maxExperimentDuration": "5m",
+        "tuner": {"name": "GenSynth", "classArgs": class_args},
+        "trainingService": {"platform": "local"},
+    }
+
+
+def test_small_experiment_reaches_done_and_learns(tmp_path):
+    args = {"optimize_mode": "maximize", "objective": "accuracy",
+            "constraints": {"latency_ms": {"max": 2.5}}, "population_size": 3, "seed": 0}
+    with Experiment(_config(tmp_path, args), tmp_path) as exp:
+        final = exp.wait(timeout=240)
+        assert final["status"] == "DONE", final
+        jobs = rest(exp.port, "trial-jobs")
+        assert len(jobs) == 8 and all(j["status"] == "SUCCEEDED" for j in jobs)
+        state = json.loads((exp.directory / "checkpoint" / "gensynth" / "state.json").read_text())
+    assert len(state["records"]) == 8
+    assert len(state["cycles"]) == 2
+    best = max((r["metrics"]["accuracy"] for r in state["records"] if r["metrics"]["latency_ms"] <= 2.5))
+    assert best > 0.6
+
+
+@pytest.mark.parametrize("class_args, space, message", [
+    ({"optimize_mode": "maxi"}, SPACE, "optimize_mode must be 'maximize' or 'minimize'"),
+    ({"constraints": {"latency_ms": {"maximum": 1}}}, SPACE, "constraints"),
+    ({"hw_profile": "no-such-device"}, SPACE, "hw_profile"),
+    ({}, {"lr": {"_type": "loguniform", "_value": [0, 1]}}, "parameter 'lr' (loguniform)"),
+])
+def test_bad_class_args_or_space_fail_fast_naming_the_problem(tmp_path, class_args, space, message):
+    with Experiment(_config(tmp_path, class_args, space), tmp_path) as exp:
+        final = exp.wait(until=("ERROR", "DONE", "STOPPED"), timeout=30)
+        assert final["status"] == "ERROR"
+        assert message in exp.log("nnimanager.log")
