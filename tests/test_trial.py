@@ -1,0 +1,91 @@
+"""The trial outside NNI: all keys reported, feasibility logic, failures exit non-zero."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nni_gensynth.trial import TrialOptions, run_trial
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {"stem_width": 8, "stage1_depth": 1, "stage1_width": 8, "stage1_kernel": 3, "stage1_expansion": 1,
+         "stage2_depth": 1, "stage2_width": 16, "stage2_kernel": 3, "stage2_expansion": 3,
+         "stage3_depth": 1, "stage3_width": 24, "stage3_kernel": 5, "stage3_expansion": 3,
+         "stage4_depth": 0, "stage4_width": 32, "stage4_kernel": 3, "stage4_expansion": 1, "lr": 0.01}
+REQUIRED_KEYS = {"default", "accuracy", "latency_ms", "latency_p90_ms", "energy_mj", "energy_source",
+                 "peak_mem_mb", "params", "macs", "netscore", "feasible"}
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "nni_gensynth.trial", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_outside_nni_measures_trains_and_reports_all_keys():
+    constraints = {"latency_ms": {"max": 1000.0}}  # any real network meets this
+    proc = run_cli("--parameters", json.dumps(SMALL), "--epochs", "1", "--hw-profile", "host-cpu",
+                   "--constraints", json.dumps(constraints), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert REQUIRED_KEYS <= set(metrics)
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["latency_ms"] > 0 and metrics["latency_p90_ms"] >= metrics["latency_ms"]
+    assert metrics["energy_mj"] > 0 and isinstance(metrics["energy_source"], str)
+    assert metrics["params"] > 0 and metrics["macs"] > 0
+    assert metrics["feasible"] is True and metrics["default"] == metrics["accuracy"]
+    # measured before training: the log says so in that order
+    assert proc.stderr.index("measured on host-cpu") < proc.stderr.index("Intermediate result") \
+        if "Intermediate result" in proc.stderr else True
+
+
+def test_infeasible_network_reports_zero_default_but_real_accuracy():
+    metrics = run_trial(SMALL, TrialOptions(epochs=2, hw_profile="none", constraints={"params": {"max": 100}},
+                                            progress=False))
+    assert metrics["feasible"] is False and metrics["default"] == 0.0
+    assert metrics["accuracy"] > 0.2  # trained all the same (2 epochs on digits)
+    assert metrics["netscore"] is not None
+
+
+def test_skip_infeasible_does_not_train():
+    metrics = run_trial(SMALL, TrialOptions(epochs=2, hw_profile="none", constraints={"macs": {"max": 10}},
+                                            skip_infeasible=True, progress=False))
+    assert metrics["trained"] is False and metrics["accuracy"] is None
+    assert metrics["feasible"] is False and metrics["default"] == 0.0
+
+
+def test_seeded_runs_are_identical_and_seed_matters():
+    options = TrialOptions(epochs=1, hw_profile="none", progress=False)
+    a = run_trial(SMALL, options)
+    b = run_trial(SMALL, options)
+    assert a["accuracy"] == b["accuracy"]
+    c = run_trial(SMALL, TrialOptions(epochs=1, hw_profile="none", progress=False, seed=1))
+    assert c["accuracy"] != a["accuracy"]
+
+
+def test_constraint_on_unmeasured_or_unknown_metric_is_rejected():
+    with pytest.raises(ValueError, match="latency_ms"):
+        run_trial(SMALL, TrialOptions(epochs=1, hw_profile="none", constraints={"latency_ms": {"max": 1}}))
+    with pytest.raises(ValueError, match="latncy_ms"):
+        run_trial(SMALL, TrialOptions(epochs=1, hw_profile="none", constraints={"latncy_ms": {"max": 1}}))
+
+
+def test_failing_trial_exits_nonzero_with_traceback_naming_the_problem():
+    bad = {**SMALL, "stage2_kernel": 4}
+    proc = run_cli("--parameters", json.dumps(bad), "--epochs", "1", "--hw-profile", "none")
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "stage2_kernel" in proc.stderr
+    assert not proc.stdout.strip().endswith("}")  # no metrics line
+
+
+def test_no_parameters_outside_nni_fails_clearly():
+    proc = run_cli("--epochs", "1", "--hw-profile", "none")
+    assert proc.returncode != 0
+    assert "--parameters" in proc.stderr
+
+
+def test_bad_constraints_json_fails():
+    proc = run_cli("--parameters", json.dumps(SMALL), "--constraints", "{latency", "--hw-profile", "none")
+    assert proc.returncode != 0 and "--constraints" in proc.stderr
