@@ -23,6 +23,7 @@ if str(REPO_ROOT) not in sys.path:  # so "benchmarks.nb201_lib.device:lookup_lat
 from benchmarks.nb201_lib.data import data_path, load_table, search_space  # noqa: E402
 from benchmarks.nb201_lib.harness import run_all  # noqa: E402
 from benchmarks.nb201_lib.plot import convergence_plot  # noqa: E402
+from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
 from benchmarks.nb201_lib.summary import format_table, group_runs, reference, summarize_tuner  # noqa: E402
 from benchmarks.nb201_lib.tuners import DEFAULT_TUNERS, PROFILER, TUNERS  # noqa: E402
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             status = f"FAILED: {outcome}" if isinstance(outcome, BaseException) else "done"
             print(f"[nb201] {task[0]}: {status} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
 
+    code = provenance()  # before the runs: the engine is imported (and frozen) from this tree state
     start = time.perf_counter()
     records, errors = run_all(args.tuners, seeds, max(args.budgets), args.data, args.jobs, progress)
     wall = time.perf_counter() - start
@@ -79,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
             "driving": "NNI dispatcher order, trialConcurrency 1: generate_multiple_parameters([id]) -> "
                        "receive_trial_result -> trial_end(id, True)",
             "budgets": args.budgets, "seeds": seeds, "jobs": args.jobs,
+            "threads": "BLAS/OpenMP limited to 1 thread per run when --jobs > 1",
             "command": " ".join([".venv/bin/python", "benchmarks/nb201.py", *(argv if argv is not None else sys.argv[1:])]),
         },
         "reference": ref,
+        "provenance": code,
         "wall_s": round(wall, 1),
         "tuners": results,
         "errors": errors,

@@ -104,8 +104,16 @@ def run_one(tuner_name: str, seed: int, budget: int, data: str | None = None) ->
 
 
 def run_task(task: tuple[str, int, int, str | None]) -> dict:
-    """Process-pool entry point: (tuner, seed, budget, data) -> RunRecord as a dict."""
+    """In-process entry point: (tuner, seed, budget, data) -> RunRecord as a dict."""
     return asdict(run_one(*task))
+
+
+def run_task_single_thread(task: tuple[str, int, int, str | None]) -> dict:
+    """Process-pool entry point: BLAS/OpenMP limited to one thread, so parallel runs do not
+    oversubscribe the cores and distort every tuner's milliseconds per suggestion."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        return run_task(task)
 
 
 def run_all(tuners: list[str], seeds: list[int], budget: int, data: str | None = None, jobs: int = 1,
@@ -137,7 +145,7 @@ def run_all(tuners: list[str], seeds: list[int], budget: int, data: str | None =
     else:
         from concurrent.futures import ProcessPoolExecutor, as_completed
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = {pool.submit(run_task, task): task for task in tasks}
+            futures = {pool.submit(run_task_single_thread, task): task for task in tasks}
             for future in as_completed(futures):
                 exc = future.exception()
                 collect(futures[future], exc if exc is not None else future.result())
