@@ -45,6 +45,8 @@ def test_runner_measures_real_interpreter(models, backend):
     assert answer["backend"] == backend
     assert answer["runtime"].split()[0] == ("onnxruntime" if backend == "onnxruntime" else "ai_edge_litert")
     assert answer["threads"] == 1 and answer["affinity"] == [0]
+    cpu = answer["cpu_samples_ms"]  # one thread: CPU time of the measuring thread per inference
+    assert len(cpu) == len(samples) and 0 < stats.median(cpu) <= stats.median(samples) * 1.05 + 0.005
     assert answer["warmup"]["runs"] >= 3
     assert answer["input_shapes"] == [list(SHAPE)]
     assert answer["peak_mem_mb"] >= 0

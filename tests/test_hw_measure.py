@@ -58,6 +58,7 @@ def test_measurement_fields_and_metrics(onnx_model, profile, cache):
         assert key in metrics
     assert metrics["latency_ms"] <= metrics["latency_p90_ms"]
     assert metrics["backend"] == "onnxruntime" and metrics["energy_source"] == "model"
+    assert 0 < metrics["latency_cpu_ms"] <= metrics["latency_ms"] * 1.05 + 0.005
     assert m.spec.profile == "test-cpu" and m.spec.runtime.startswith("onnxruntime ") and m.spec.threads == 1
     hash(m.spec)
     assert Measurement.from_json(m.to_json()) == m
@@ -183,3 +184,11 @@ def test_noisy_and_throttled_measurements_warn():
         Measurement(spec, (), energy, 1.0)
     with pytest.raises(ValueError):
         Measurement(spec, (1.0, float("nan")), energy, 1.0)
+
+
+def test_busy_device_warns():
+    spec = MeasurementSpec("a", "p", "f", "onnxruntime", "onnxruntime 1", 1, "local:x")
+    energy = {"energy_mj": 1.0, "source": "model"}
+    busy = Measurement(spec, (1.0,) * 10, energy, 1.0, thermal={"load_avg_start": 3.9, "cpu_count": 2})
+    quiet = Measurement(spec, (1.0,) * 10, energy, 1.0, thermal={"load_avg_start": 0.2, "cpu_count": 2})
+    assert any("busy" in w for w in busy.warnings) and quiet.warnings == ()

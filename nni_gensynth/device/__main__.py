@@ -7,6 +7,8 @@
     python -m nni_gensynth.device info [--sysfs-root /]
 
 Success: {"ok": true, "samples_ms": [...], ...}; failure: {"ok": false, "error": "..."} and exit 1.
+With --threads 1 the answer also has "cpu_samples_ms": the measuring thread's CPU time per
+inference (null otherwise).
 """
 from __future__ import annotations
 
@@ -71,13 +73,15 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     model = runner.load_model(args.model, args.backend, args.threads)
     warm_runs, warm_s = runner.warm_up(model.run, args.warmup_min_time_s, args.warmup_min_runs)
     meter.start()
-    samples = runner.time_runs(model.run, args.min_time_s, args.min_runs, args.max_runs)
+    cpu_samples: Optional[List[float]] = [] if args.threads == 1 else None
+    samples = runner.time_runs(model.run, args.min_time_s, args.min_runs, args.max_runs, cpu_samples)
     energy_result = meter.stop(len(samples))
     peak_mem_mb = memory.stop()
     return {
         "ok": True,
         "samples_ms": samples,
         "summary_ms": stats.summarize(samples),
+        "cpu_samples_ms": cpu_samples,
         "backend": args.backend,
         "runtime": model.runtime,
         "threads": args.threads,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -118,18 +118,29 @@ def warm_up(run: Callable[[], Any], min_time_s: float, min_runs: int) -> Tuple[i
     return runs, time.perf_counter() - start
 
 
-def time_runs(run: Callable[[], Any], min_time_s: float, min_runs: int, max_runs: int) -> List[float]:
+def time_runs(run: Callable[[], Any], min_time_s: float, min_runs: int, max_runs: int,
+              cpu_samples: Optional[List[float]] = None) -> List[float]:
     """Per-inference wall times in ms: repeat until ``min_time_s`` of timed inference AND
-    ``min_runs`` samples, stopping at ``max_runs``."""
+    ``min_runs`` samples, stopping at ``max_runs``.
+
+    When ``cpu_samples`` is a list, the calling thread's CPU time per inference (ms) is appended
+    to it as well. With one interpreter thread the inference runs on the calling thread, so this
+    is the latency without the time spent preempted by other programs (a busy host).
+    """
     if min_runs < 1 or max_runs < min_runs:
         raise ValueError(f"need 1 <= min_runs <= max_runs, got min_runs={min_runs}, max_runs={max_runs}")
     samples: List[float] = []
     total_ns = 0
     clock = time.perf_counter_ns
+    cpu_clock = time.thread_time_ns if cpu_samples is not None else None
     while len(samples) < max_runs and (len(samples) < min_runs or total_ns < min_time_s * 1e9):
+        if cpu_clock is not None:
+            c0 = cpu_clock()
         t0 = clock()
         run()
         elapsed = clock() - t0
+        if cpu_clock is not None:
+            cpu_samples.append((cpu_clock() - c0) / 1e6)
         total_ns += elapsed
         samples.append(elapsed / 1e6)
     return samples

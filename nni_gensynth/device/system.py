@@ -237,17 +237,27 @@ def read_throttled() -> Optional[int]:
         return None
 
 
+def load_average() -> Optional[float]:
+    """The 1-minute load average (runnable processes), or None where the OS has none."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover
+        return None
+
+
 class ThermalWatch:
-    """Temperatures and throttling at the start and the end of a measurement."""
+    """Temperatures, throttling and system load at the start and the end of a measurement."""
 
     def __init__(self, sysfs_root: str = "/") -> None:
         self.sysfs_root = sysfs_root
         self._start_zones: Dict[str, float] = {}
         self._start_bits: Optional[int] = None
+        self._start_load: Optional[float] = None
 
     def start(self) -> "ThermalWatch":
         self._start_zones = thermal_zones(self.sysfs_root)
         self._start_bits = read_throttled()
+        self._start_load = load_average()
         return self
 
     def stop(self) -> Dict[str, Any]:
@@ -265,6 +275,8 @@ class ThermalWatch:
             "zones_c": end_zones,
             "throttled": throttled,
             "throttled_raw": None if end_bits is None else hex(end_bits),
+            "load_avg_start": self._start_load,
+            "cpu_count": os.cpu_count(),
         }
 
 

@@ -44,6 +44,7 @@ class Measurement:
     device: Mapping[str, Any] = field(default_factory=dict)
     affinity: Tuple[int, ...] = ()
     cv_warn_threshold: float = 0.05
+    cpu_samples_ms: Optional[Tuple[float, ...]] = None  # single-thread runs: CPU time per inference
     created: float = field(default_factory=time.time)
     from_cache: bool = field(default=False, compare=False)
 
@@ -78,6 +79,11 @@ class Measurement:
         return self.summary["cv"]
 
     @property
+    def cpu_median_ms(self) -> Optional[float]:
+        """Median CPU time per inference (single-thread runs), robust to a busy device."""
+        return stats.median(self.cpu_samples_ms) if self.cpu_samples_ms else None
+
+    @property
     def robust_cv(self) -> float:
         return self.summary["robust_cv"]
 
@@ -97,6 +103,10 @@ class Measurement:
             out.append(f"noisy: robust CV {self.robust_cv:.1%} (IQR/1.349/median; CV {self.cv:.1%}) > "
                        f"{self.cv_warn_threshold:.1%} over {len(self.samples_ms)} samples "
                        f"(close other programs, pin cores, or lengthen repeat.min_time_s)")
+        load, cores = self.thermal.get("load_avg_start"), self.thermal.get("cpu_count")
+        if load is not None and cores and load > cores - self.spec.threads + 0.5:
+            out.append(f"device busy: load average {load:.1f} on {cores} cores before measuring "
+                       f"(other programs compete with the {self.spec.threads} measuring thread(s))")
         if self.thermal.get("throttled"):
             out.append(f"device throttled during the measurement (vcgencmd get_throttled={self.thermal.get('throttled_raw')})")
         return tuple(out)
@@ -107,6 +117,7 @@ class Measurement:
             "latency_ms": self.median_ms,
             "latency_p90_ms": self.p90_ms,
             "latency_iqr_ms": self.iqr_ms,
+            "latency_cpu_ms": self.cpu_median_ms,
             "cv": self.cv,
             "robust_cv": self.robust_cv,
             "energy_mj": self.energy_mj,
@@ -128,7 +139,9 @@ class Measurement:
                        energy=dict(answer["energy"]), peak_mem_mb=float(answer["peak_mem_mb"]),
                        thermal=dict(answer.get("thermal") or {}), device=dict(answer.get("device") or {}),
                        affinity=tuple(int(c) for c in answer.get("affinity") or ()),
-                       cv_warn_threshold=cv_warn_threshold)
+                       cv_warn_threshold=cv_warn_threshold,
+                       cpu_samples_ms=tuple(float(s) for s in answer["cpu_samples_ms"])
+                       if answer.get("cpu_samples_ms") else None)
         except (KeyError, TypeError) as exc:
             raise ValueError(f"device runner answer is missing or has a bad field: {exc}") from None
 
@@ -137,6 +150,7 @@ class Measurement:
         data.pop("from_cache")
         data["samples_ms"] = list(self.samples_ms)
         data["affinity"] = list(self.affinity)
+        data["cpu_samples_ms"] = None if self.cpu_samples_ms is None else list(self.cpu_samples_ms)
         return data
 
     def to_json(self) -> str:
@@ -148,6 +162,8 @@ class Measurement:
         spec = MeasurementSpec(**data.pop("spec"))
         data["samples_ms"] = tuple(data["samples_ms"])
         data["affinity"] = tuple(data.get("affinity") or ())
+        if data.get("cpu_samples_ms") is not None:
+            data["cpu_samples_ms"] = tuple(data["cpu_samples_ms"])
         return cls(spec=spec, from_cache=from_cache, **data)
 
     @classmethod

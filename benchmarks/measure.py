@@ -1,0 +1,213 @@
+"""Measurement-layer benchmark: repeatability, overhead, cache-hit cost, ONNX Runtime vs LiteRT.
+
+For three reference convnets (built inline with torch) on the host profiles it prints:
+
+- repeatability: CV across 5 independent measurements of the median (target <= 3% for networks
+  of 1 ms or more);
+- overhead: wall time per measurement including export, divided by the timed inference time
+  (target <= 3x), for the first measurement (exports) and the later ones (export cached);
+- cache hit: wall time of ``measure()`` answered from the cache (target <= 20 ms);
+- the ONNX Runtime / LiteRT median latency ratio;
+- the spread of 5 separate ``gensynth profile --no-cache`` processes on one model
+  ((max - min) / median; target <= 5%).
+
+    python benchmarks/measure.py [--out results.json] [--repeats 5] [--profiles host-cpu,host-tflite]
+
+Uses a fresh cache directory (so the first measurement really exports) unless --cache-dir is given.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGET_CV = 0.03
+TARGET_OVERHEAD = 3.0
+TARGET_CACHE_HIT_MS = 20.0
+TARGET_PROCESS_SPREAD = 0.05
+INPUT_SHAPE = (1, 3, 32, 32)
+
+
+def reference_networks() -> Dict[str, Any]:
+    """Three plain convnets of increasing cost at 32x32 (roughly 0.3, 1.5 and 6 ms on one x86 core)."""
+    from torch import nn
+
+    def convnet(widths: List[int], blocks_per_stage: int) -> nn.Module:
+        layers: List[nn.Module] = []
+        channels = 3
+        for stage, width in enumerate(widths):
+            for block in range(blocks_per_stage):
+                stride = 2 if block == 0 and stage > 0 else 1
+                layers += [nn.Conv2d(channels, width, 3, stride=stride, padding=1, bias=False),
+                           nn.BatchNorm2d(width), nn.ReLU()]
+                channels = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10)]
+        return nn.Sequential(*layers).eval()
+
+    return {"small": convnet([32, 64, 128], 2), "medium": convnet([64, 128, 256], 2),
+            "large": convnet([128, 256, 512], 2)}
+
+
+def timed_s(m: Any) -> float:
+    return sum(m.samples_ms) / 1000.0
+
+
+def bench_network(name: str, net: Any, profile: Any, repeats: int) -> Dict[str, Any]:
+    from nni_gensynth.device import stats
+    from nni_gensynth.hardware import measure
+
+    start = time.perf_counter()
+    first = measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False)  # exports
+    first_wall = time.perf_counter() - start
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        m = measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False)  # export cached on disk
+        runs.append((m, time.perf_counter() - start))
+    hits = []
+    for _ in range(5):
+        start = time.perf_counter()
+        hit = measure(net, profile, input_shape=INPUT_SHAPE)
+        hits.append((time.perf_counter() - start) * 1000.0)
+        assert hit.from_cache
+    medians = [m.median_ms for m, _ in runs]
+    cpu_medians = [m.cpu_median_ms for m, _ in runs if m.cpu_median_ms is not None]
+    overheads = [wall / timed_s(m) for m, wall in runs]
+    return {
+        "network": name, "profile": profile.name, "runtime": first.spec.runtime,
+        "median_ms": statistics.median(medians), "medians_ms": medians,
+        "cv_of_medians": stats.cv(medians),
+        "cpu_median_ms": statistics.median(cpu_medians) if cpu_medians else None,
+        "cv_of_cpu_medians": stats.cv(cpu_medians) if cpu_medians else None,
+        "within_run_robust_cv": statistics.median(m.robust_cv for m, _ in runs),
+        "first_wall_s": first_wall, "first_timed_s": timed_s(first), "first_overhead": first_wall / timed_s(first),
+        "wall_s": statistics.median(w for _, w in runs), "overhead": statistics.median(overheads),
+        "cache_hit_ms": statistics.median(hits),
+        "energy_mj": statistics.median(m.energy_mj for m, _ in runs), "energy_source": first.energy_source,
+        "peak_mem_mb": statistics.median(m.peak_mem_mb for m, _ in runs),
+    }
+
+
+def bench_processes(model_path: Path, profile: str, count: int, env: Dict[str, str]) -> Dict[str, Any]:
+    latencies, cpu_latencies, walls = [], [], []
+    for _ in range(count):
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "nni_gensynth.cli", "profile", str(model_path), "--profile", profile,
+                              "--no-cache", "--json"], capture_output=True, text=True, env=env, timeout=600)
+        walls.append(time.perf_counter() - start)
+        if out.returncode != 0:
+            raise RuntimeError(f"gensynth profile failed: {out.stderr.strip()[-500:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        latencies.append(result["latency_ms"])
+        cpu_latencies.append(result["latency_cpu_ms"])
+    return {"model": model_path.name, "profile": profile, "latencies_ms": latencies, "spread": spread(latencies),
+            "cpu_latencies_ms": cpu_latencies, "cpu_spread": spread(cpu_latencies) if all(cpu_latencies) else None,
+            "process_wall_s": statistics.median(walls)}
+
+
+def spread(values: List[float]) -> float:
+    """(max - min) / median."""
+    return (max(values) - min(values)) / statistics.median(values)
+
+
+def main(argv: List[str] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--profiles", default="host-cpu,host-tflite")
+    parser.add_argument("--cache-dir", default=None, help="default: a fresh temporary directory")
+    args = parser.parse_args(argv)
+
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="gensynth-bench-")
+    os.environ["GENSYNTH_CACHE_DIR"] = cache
+    from nni_gensynth.hardware import load_profile
+    from nni_gensynth.hardware.export import export_onnx
+
+    start = time.perf_counter()
+    import litert_torch  # noqa: F401  one-time import cost, reported apart from per-measurement overhead
+    import torch.onnx  # noqa: F401
+    import_s = time.perf_counter() - start
+
+    load_before = os.getloadavg()[0]
+    networks = reference_networks()
+    profiles = [load_profile(p) for p in args.profiles.split(",")]
+    rows = []
+    for name, net in networks.items():
+        for profile in profiles:
+            print(f"measuring {name} on {profile.name} ...", file=sys.stderr, flush=True)
+            rows.append(bench_network(name, net, profile, args.repeats))
+
+    onnx_profile = next((p for p in profiles if p.backend == "onnxruntime"), None)
+    processes = None
+    if onnx_profile is not None:
+        model = export_onnx(networks["medium"], INPUT_SHAPE)
+        print(f"running 5 gensynth profile --no-cache processes on {model.name} ...", file=sys.stderr, flush=True)
+        processes = bench_processes(model, onnx_profile.name, 5, dict(os.environ))
+
+    ratios = {}
+    for name in networks:
+        by_backend = {r["runtime"].split()[0]: r["median_ms"] for r in rows if r["network"] == name}
+        lite = by_backend.get("ai_edge_litert") or by_backend.get("tflite_runtime")
+        if "onnxruntime" in by_backend and lite:
+            ratios[name] = by_backend["onnxruntime"] / lite
+
+    load_after = os.getloadavg()[0]
+    print(f"\nexporter import (once per process): {import_s:.2f} s; cache: {cache}")
+    print(f"1-min load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores "
+          f"(other programs on the machine inflate wall-time figures; CPU-time columns are immune)\n")
+    header = (f"{'network':8} {'profile':12} {'median ms':>10} {'CV(5 med)':>9} {'cpu ms':>8} {'CV cpu':>7} "
+              f"{'rCV in-run':>10} "
+              f"{'1st wall s':>10} {'1st ovh':>7} {'wall s':>7} {'overhead':>8} {'hit ms':>7} {'mJ/inf':>8} {'MB':>6}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        cpu_ms = "n/a" if r["cpu_median_ms"] is None else f"{r['cpu_median_ms']:.4f}"
+        cpu_cv = "n/a" if r["cv_of_cpu_medians"] is None else f"{r['cv_of_cpu_medians']:.2%}"
+        print(f"{r['network']:8} {r['profile']:12} {r['median_ms']:10.4f} {r['cv_of_medians']:9.2%} {cpu_ms:>8} {cpu_cv:>7} "
+              f"{r['within_run_robust_cv']:10.2%} {r['first_wall_s']:10.2f} {r['first_overhead']:6.2f}x "
+              f"{r['wall_s']:7.2f} {r['overhead']:7.2f}x {r['cache_hit_ms']:7.2f} {r['energy_mj']:8.4f} "
+              f"{r['peak_mem_mb']:6.1f}")
+    print()
+    for name, ratio in ratios.items():
+        print(f"ONNX Runtime / LiteRT latency ratio, {name}: {ratio:.2f}")
+    if processes:
+        print(f"5 separate gensynth profile --no-cache runs ({processes['model']}, {processes['profile']}): "
+              + ", ".join(f"{x:.4f}" for x in processes["latencies_ms"])
+              + f" ms; spread {processes['spread']:.2%}"
+              + ("" if processes["cpu_spread"] is None else f" (CPU time: spread {processes['cpu_spread']:.2%})"))
+
+    checks = []
+    for r in rows:
+        if r["median_ms"] >= 1.0:
+            checks.append((f"CV <= 3% ({r['network']}, {r['profile']})", r["cv_of_medians"] <= TARGET_CV))
+        checks.append((f"overhead <= 3x incl. export ({r['network']}, {r['profile']})",
+                       r["first_overhead"] <= TARGET_OVERHEAD))
+        checks.append((f"overhead <= 3x, export cached ({r['network']}, {r['profile']})",
+                       r["overhead"] <= TARGET_OVERHEAD))
+        checks.append((f"cache hit <= 20 ms ({r['network']}, {r['profile']})", r["cache_hit_ms"] <= TARGET_CACHE_HIT_MS))
+    if processes:
+        checks.append(("5 processes agree within 5%", processes["spread"] <= TARGET_PROCESS_SPREAD))
+    print("\ntargets:")
+    for label, ok in checks:
+        print(f"  [{'ok' if ok else 'MISS'}] {label}")
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "ratios": ratios, "processes": processes,
+                                        "exporter_import_s": import_s, "load_avg_before": load_before,
+                                        "load_avg_after": load_after, "cpu_count": os.cpu_count(),
+                                        "targets": {label: ok for label, ok in checks}}, indent=2))
+        print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
