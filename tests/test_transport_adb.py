@@ -343,3 +343,14 @@ def test_real_adb_client_talks_to_the_fake(server, phone, tmp_path):
     assert phone.local("/data/local/tmp/blob.bin").read_bytes() == local.read_bytes()
     assert run("-s", SERIAL, "pull", "/data/local/tmp/blob.bin", str(tmp_path / "back.bin")).returncode == 0
     assert (tmp_path / "back.bin").read_bytes() == local.read_bytes()
+
+
+def test_without_a_serial_the_only_device_is_used_and_named(server, phone, tflite_model):
+    transport = ADBTransport({"kind": "adb", "adb_port": server.port})
+    assert transport.device_id() == f"adb://{SERIAL}"
+    assert transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))["ok"]
+    second = FakeDevice("FAKE0002", phone.root.parent / "phone2")
+    server.plug(second)
+    with pytest.raises(DeviceError, match="set transport.serial"):
+        ADBTransport({"kind": "adb", "adb_port": server.port}).run_device_runner(tflite_model, args_for(tflite_model))
+    assert ADBTransport({"kind": "adb", "adb_port": server.port}).device_id() == f"adb://127.0.0.1:{server.port}/any"

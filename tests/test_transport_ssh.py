@@ -194,10 +194,12 @@ def test_bad_settings_name_the_field(tmp_path: Path):
         SSHTransport({"kind": "ssh"})
     with pytest.raises(ValueError, match="transport.port"):
         SSHTransport({"kind": "ssh", "host": "pi", "port": 70000})
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not contacted")
     with pytest.raises(FileNotFoundError, match="transport.key_file"):
-        SSHTransport({"kind": "ssh", "host": "pi", "key_file": str(tmp_path / "nope")})
+        SSHTransport({"kind": "ssh", "host": "pi", "key_file": str(tmp_path / "nope")}).run_device_runner(model, FAST)
     with pytest.raises(FileNotFoundError, match="ssh-keyscan"):
-        SSHTransport({"kind": "ssh", "host": "pi", "known_hosts": str(tmp_path / "nope")})
+        SSHTransport({"kind": "ssh", "host": "pi", "known_hosts": str(tmp_path / "nope")}).run_device_runner(model, FAST)
     with pytest.raises(ValueError, match="'ssh'"):
         SSHTransport({"kind": "adb", "host": "pi"})
     transport = SSHTransport({"kind": "ssh", "host": "pi"})

@@ -225,7 +225,15 @@ class ADBTransport:
     # -- public API --------------------------------------------------------------------------
 
     def device_id(self) -> str:
-        """``adb://SERIAL`` (``adb://HOST:PORT/any`` when no serial is set)."""
+        """``adb://SERIAL``. Without a configured serial, the serial of the only ready device
+        (kept from then on), else ``adb://HOST:PORT/any``."""
+        if self.serial is None:
+            try:
+                ready = [info.serial for info in self._client.list() if info.state == "device"]
+            except (AdbError, OSError):
+                ready = []
+            if len(ready) == 1:
+                self.serial = ready[0]
         return f"adb://{self.serial}" if self.serial else f"adb://{self.adb_host}:{self.adb_port}/any"
 
     def run_device_runner(self, model_path: Path, args: List[str]) -> Dict[str, Any]:

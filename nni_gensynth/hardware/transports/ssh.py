@@ -116,17 +116,13 @@ class SSHTransport:
         self.user = fields.get("user") or getpass.getuser()
         key_file = fields.get("key_file")
         self.key_file = Path(os.path.expanduser(key_file)) if key_file else None
-        if self.key_file is not None and not self.key_file.is_file():
-            raise FileNotFoundError(f"transport.key_file not found: {self.key_file}")
         known_hosts = fields.get("known_hosts")
+        self._known_hosts_given = bool(known_hosts)
         self.known_hosts = Path(os.path.expanduser(known_hosts or "~/.ssh/known_hosts"))
-        if known_hosts and not self.known_hosts.is_file():
-            raise FileNotFoundError(
-                f"transport.known_hosts not found: {self.known_hosts} (create it with: "
-                f"ssh-keyscan -p {self.port} {self.host} > {self.known_hosts}, after checking the fingerprint)")
         self.python = fields.get("python") or "python3"
         workdir = str(fields.get("workdir") or DEFAULT_WORKDIR)
-        self.workdir = workdir[2:] if workdir.startswith("~/") else workdir
+        # SFTP and the remote shell both start in the login directory: "~/x" is just "x" there.
+        self.workdir = "." if workdir in ("~", "~/") else (workdir[2:] if workdir.startswith("~/") else workdir)
         self.connect_timeout_s = float(connect_timeout_s)
         self.command_timeout_s = float(command_timeout_s or fields.get("timeout_s") or 600.0)
         self.keepalive_s = int(keepalive_s)
@@ -152,6 +148,7 @@ class SSHTransport:
         if not model_path.is_file():
             raise FileNotFoundError(f"model file not found: {model_path}")
         with self._lock:
+            self._check_files()
             try:
                 client = self._connect()
                 runner_dir = self._push_runner(client)
@@ -233,6 +230,16 @@ class SSHTransport:
             transport.set_keepalive(self.keepalive_s)
         self._client = client
         return client
+
+    def _check_files(self) -> None:
+        """The key and known_hosts files the profile names must exist (checked when connecting,
+        so that a profile can be loaded, and cached results read, on a machine without them)."""
+        if self.key_file is not None and not self.key_file.is_file():
+            raise FileNotFoundError(f"transport.key_file not found: {self.key_file}")
+        if self._known_hosts_given and not self.known_hosts.is_file():
+            raise FileNotFoundError(
+                f"transport.known_hosts not found: {self.known_hosts} (create it with: "
+                f"ssh-keyscan -p {self.port} {self.host} > {self.known_hosts}, after checking the fingerprint)")
 
     def _drop(self) -> None:
         if self._client is not None:
