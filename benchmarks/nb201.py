@@ -24,7 +24,7 @@ from benchmarks.nb201_lib.data import data_path, load_table, search_space  # noq
 from benchmarks.nb201_lib.harness import run_all  # noqa: E402
 from benchmarks.nb201_lib.plot import convergence_plot  # noqa: E402
 from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
-from benchmarks.nb201_lib.summary import format_table, group_runs, reference, summarize_tuner  # noqa: E402
+from benchmarks.nb201_lib.summary import format_markdown, format_table, group_runs, reference, summarize_tuner  # noqa: E402
 from benchmarks.nb201_lib.tuners import DEFAULT_TUNERS, PROFILER, TUNERS  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -40,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="processes over seeds (default 1)")
     parser.add_argument("--out", default=str(RESULTS / "nb201.json"), help="JSON output path")
     parser.add_argument("--plot", default=str(RESULTS / "nb201.png"), help="convergence plot path ('' for none)")
+    parser.add_argument("--markdown", default=str(RESULTS / "nb201.md"), help="Markdown table path ('' for none)")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
@@ -96,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot and results:
         convergence_plot(results, ref, args.plot,
                          f"NAS-Bench-201 / Pi 4 <= {ref['latency_limit_ms']:g} ms, {len(seeds)} seeds")
+    if args.markdown:
+        Path(args.markdown).write_text(format_markdown(results, args.budgets, ref) + "\n")
     print(format_table(results, args.budgets, ref))
     print(f"wall time {wall:.1f} s with --jobs {args.jobs}; JSON: {out}" + (f"; plot: {args.plot}" if args.plot else ""))
     for name, message in errors.items():

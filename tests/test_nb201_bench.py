@@ -68,12 +68,13 @@ def test_measure_first_random_counts_calls_and_trains_only_feasible_cells():
 
 
 def test_cli_smoke_run(tmp_path):
-    out, plot = tmp_path / "nb201.json", tmp_path / "nb201.png"
+    out, plot, markdown = tmp_path / "nb201.json", tmp_path / "nb201.png", tmp_path / "nb201.md"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "nb201.py"), "--tuners", "mf-random", "nni-random",
-                    "--seeds", "2", "--budgets", "10", "20", "--out", str(out), "--plot", str(plot)],
-                   check=True, capture_output=True, text=True)
+                    "--seeds", "2", "--budgets", "10", "20", "--out", str(out), "--plot", str(plot),
+                    "--markdown", str(markdown), "--jobs", "2"], check=True, capture_output=True, text=True)
     doc = json.loads(out.read_text())
     assert plot.stat().st_size > 0
+    assert "measure-first random" in markdown.read_text() and "NNI Random" in markdown.read_text()
     assert doc["reference"]["optimum"] == 90.83 and doc["errors"] == {}
     assert set(doc["tuners"]) == {"mf-random", "nni-random"}
     table = load_table()

@@ -87,6 +87,27 @@ def format_table(results: dict, budgets: Sequence[int], ref: dict) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(results: dict, budgets: Sequence[int], ref: dict) -> str:
+    """The same figures as a Markdown table, for the README."""
+    top = str(max(budgets))
+    head = (["tuner"] + [f"best @ {b} (median [IQR])" for b in budgets]
+            + [f"feasible fraction @ {top}", f"profiler calls / training @ {top}", "ms / suggestion (median)",
+               f"ms / suggestion @ {top} obs."])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for summary in results.values():
+        cells = [summary["label"]]
+        for budget in budgets:
+            q = summary["budgets"][str(budget)]["best_feasible_accuracy"]
+            cells.append(f"{q['median']:.2f} [{q['q25']:.2f}, {q['q75']:.2f}]")
+        last, ms = summary["budgets"][top], summary["ms_per_suggestion"]
+        cells += [f"{last['feasible_fraction']:.2f}", f"{last['profiler_calls_per_training']:.2f}",
+                  f"{ms['median']:.2f}", f"{ms[f'at_{top}_observations']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append(f"\nOptimum under {ref['latency_limit_ms']:g} ms: {ref['optimum']:.2f} "
+                 f"(next {', '.join(f'{v:.2f}' for v in ref['next'])}).")
+    return "\n".join(lines)
+
+
 def group_runs(records: Iterable[RunRecord]) -> dict[str, list[RunRecord]]:
     grouped: dict[str, list[RunRecord]] = {}
     for record in records:
