@@ -36,9 +36,8 @@ def test_cli_outside_nni_measures_trains_and_reports_all_keys():
     assert metrics["energy_mj"] > 0 and isinstance(metrics["energy_source"], str)
     assert metrics["params"] > 0 and metrics["macs"] > 0
     assert metrics["feasible"] is True and metrics["default"] == metrics["accuracy"]
-    # measured before training: the log says so in that order
-    assert proc.stderr.index("measured on host-cpu") < proc.stderr.index("Intermediate result") \
-        if "Intermediate result" in proc.stderr else True
+    assert metrics["measure_seconds"] > 0 and metrics["trained"] is True
+    assert "measured on host-cpu" in proc.stderr
 
 
 def test_infeasible_network_reports_zero_default_but_real_accuracy():
@@ -89,3 +88,22 @@ def test_no_parameters_outside_nni_fails_clearly():
 def test_bad_constraints_json_fails():
     proc = run_cli("--parameters", json.dumps(SMALL), "--constraints", "{latency", "--hw-profile", "none")
     assert proc.returncode != 0 and "--constraints" in proc.stderr
+
+
+def test_profiler_measures_what_the_trial_measures(tmp_path, monkeypatch):
+    """The tuner-side profiler and the trial share the measurement: same hash, same cache entry."""
+    from nni_gensynth.trial import TrialProfiler, measurement_hash
+
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path))
+    profiler = TrialProfiler(hw_profile="host-cpu", image_size=16, channels=1)
+    before = profiler(SMALL)
+    assert before["latency_ms"] > 0 and before["macs"] > 0
+    assert all(isinstance(v, float) for v in before.values())
+    # the learning rate does not change what is measured; the input size does
+    assert measurement_hash({**SMALL, "lr": 0.5}, "macro_mobilenet", (1, 1, 16, 16), 10) == \
+        measurement_hash(SMALL, "macro_mobilenet", (1, 1, 16, 16), 10)
+    assert measurement_hash(SMALL, "macro_mobilenet", (1, 1, 32, 32), 10) != \
+        measurement_hash(SMALL, "macro_mobilenet", (1, 1, 16, 16), 10)
+    metrics = run_trial({**SMALL, "lr": 0.02}, TrialOptions(epochs=1, hw_profile="host-cpu", progress=False))
+    assert metrics["latency_ms"] == before["latency_ms"]  # a cache hit, not a second measurement
+    assert metrics["macs"] == before["macs"] and metrics["params"] == before["params"]
