@@ -18,6 +18,8 @@ _EXPORTS = {
     "HardwareProfile": "nni_gensynth.hardware",
     # NNI adapter (imports nni)
     "GenSynthTuner": "nni_gensynth.tuner",
+    # model builders (import torch)
+    "build_model": "nni_gensynth.models",
 }
 
 

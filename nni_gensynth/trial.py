@@ -291,8 +291,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _log(f"parameters={json.dumps(parameters, sort_keys=True)}")
         metrics = run_trial(parameters, options, reporter=nni)
         nni.report_final_result(metrics)
-    except Exception:  # a failed trial must say why and exit non-zero: NNI marks it FAILED
+    except Exception as exc:  # a failed trial must say why and exit non-zero: NNI marks it FAILED
         traceback.print_exc(file=sys.stderr)
+        if isinstance(exc, ImportError):
+            _log(f"this interpreter ({sys.executable}) lacks {exc.name or 'a dependency'}: NNI runs trialCommand "
+                 f"with the PATH of the shell that started it; activate the venv before `nnictl create` "
+                 f"(or use `python -m nni_gensynth.demo`, which puts the venv first on PATH)")
         return 1
     print(json.dumps(metrics, sort_keys=True), flush=True)
     return 0
