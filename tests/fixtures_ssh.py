@@ -99,6 +99,17 @@ class SSHServer:
         except psutil.NoSuchProcess:
             return []
 
+    def commands_running(self, needle: str) -> List[psutil.Process]:
+        """Live processes under sshd whose command line contains ``needle`` (zombies skipped)."""
+        found = []
+        for proc in self.processes():
+            try:
+                if proc.status() != psutil.STATUS_ZOMBIE and needle in " ".join(proc.cmdline()):
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
     def kill(self) -> None:
         """SIGKILL sshd and its whole process tree (a device losing power or network)."""
         # SIGKILL cannot be ignored, so the children are not waited for: waiting on processes that

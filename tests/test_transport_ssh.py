@@ -59,11 +59,14 @@ def test_measures_over_ssh_and_pushes_by_content_hash(ssh_server: SSHServer, tmp
         assert pushed[0].name.startswith(hashlib.sha256(onnx_model.read_bytes()).hexdigest()[:24])
         assert pushed[0].read_bytes() == onnx_model.read_bytes()
 
-        # A second call pushes nothing: same files, same modification times.
-        before = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}
+        # A second call pushes nothing: same files, same modification times (runner.pid aside).
+        def pushed_files() -> dict:
+            return {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file() and p.name != "runner.pid"}
+
+        before = pushed_files()
         again = transport.run_device_runner(onnx_model, FAST)  # model argument added by the transport
         assert again["ok"] is True
-        after = {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file()}
+        after = pushed_files()
         assert before == after
         assert transport.device_id() == f"ssh://{ssh_server.user}@127.0.0.1:{ssh_server.port}"
     finally:
@@ -145,7 +148,7 @@ def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_work
     thread.start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if any("nni_gensynth.device" in " ".join(p.cmdline()) for p in ssh_server.processes() if p.is_running()):
+        if ssh_server.commands_running("nni_gensynth.device"):
             break
         time.sleep(0.05)
     else:
@@ -164,6 +167,38 @@ def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_work
     ssh_server.start()  # the device comes back: the same transport reconnects and measures
     result = transport.run_device_runner(onnx_model, FAST)
     assert result["ok"] is True and len(result["samples_ms"]) >= 10
+    transport.close()
+
+
+def test_runner_orphaned_by_a_network_drop_is_stopped_before_the_next_run(ssh_server: SSHServer, tmp_path: Path,
+                                                                          onnx_model: Path):
+    """A dropped connection (sshd alive) leaves the runner running on the device; it must not
+    load the CPU while the retry measures."""
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
+    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
+    outcome: dict = {}
+
+    def measure() -> None:
+        try:
+            outcome["result"] = transport.run_device_runner(onnx_model, long_run)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=measure)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not ssh_server.commands_running("nni_gensynth.device"):
+        assert time.monotonic() < deadline, "the device runner never started"
+        time.sleep(0.05)
+    [orphan] = ssh_server.commands_running("nni_gensynth.device")
+    transport._client.get_transport().sock.shutdown(socket.SHUT_RDWR)  # the network drops
+    thread.join(timeout=20)
+    assert isinstance(outcome.get("error"), DeviceError) and outcome["error"].retryable
+    time.sleep(0.5)
+    assert orphan.is_running() and orphan.status() != "zombie"  # sshd does not stop it by itself
+
+    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+    assert not orphan.is_running() or orphan.status() == "zombie"
     transport.close()
 
 
@@ -246,7 +281,7 @@ def test_measure_retries_after_sshd_dies_and_caches_one_good_result(ssh_server: 
     thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 20
-    while not any("nni_gensynth.device" in " ".join(p.cmdline()) for p in ssh_server.processes()):
+    while not ssh_server.commands_running("nni_gensynth.device"):
         assert time.monotonic() < deadline, "the device runner never started"
         time.sleep(0.05)
     ssh_server.kill()   # the Pi drops off the network mid-measurement ...

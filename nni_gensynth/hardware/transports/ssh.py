@@ -13,7 +13,8 @@ What is pushed, over SFTP into the profile's ``workdir``:
 Uploads go to a temporary name and are renamed when complete, so a dropped connection never
 leaves a half-written file under a final name. The command run is
 ``cd WORKDIR/runner-<hash> && PYTHON -m nni_gensynth.device measure ...``; only the JSON object on
-its last stdout line is read back.
+its last stdout line is read back. A runner left running by a dropped connection is stopped
+before the next one starts (``runner_command``).
 """
 from __future__ import annotations
 
@@ -154,9 +155,7 @@ class SSHTransport:
                 runner_dir = self._push_runner(client)
                 remote_model = self._push_model(client, model_path)
                 argv = substitute_model_path(args, model_path, remote_model)
-                command = (f"cd {shlex.quote(runner_dir)} && {self.python} -m nni_gensynth.device "
-                           + " ".join(shlex.quote(a) for a in argv))
-                return self._run(client, command)
+                return self._run(client, runner_command(runner_dir, self.python, argv))
             except DeviceError as exc:
                 if exc.retryable:
                     self._drop()
@@ -351,6 +350,22 @@ class SSHTransport:
             raise DeviceError(f"device runner on {self._where()} failed (exit {status}): {reason}",
                               retryable=False)
         return result
+
+
+def runner_command(runner_dir: str, python: str, argv: List[str]) -> str:
+    """The remote shell command: stop a runner a dropped connection left behind (its pid is kept
+    in WORKDIR/runner.pid and checked against /proc/PID/cmdline, so no other process is touched),
+    record our pid, and ``exec`` the runner so that pid is the runner's.
+
+    Without this, a runner orphaned by a network drop keeps loading the CPU while the retry
+    measures, and both results would be wrong.
+    """
+    pid_file = shlex.quote(posixpath.join(posixpath.dirname(runner_dir.rstrip("/")), "runner.pid"))
+    return (f"cd {shlex.quote(runner_dir)} && "
+            f"{{ if [ -f {pid_file} ]; then p=$(cat {pid_file}); "
+            f"grep -q nni_gensynth.device /proc/$p/cmdline 2>/dev/null && kill $p 2>/dev/null && sleep 0.2; fi; "
+            f"echo $$ > {pid_file}; }} && "
+            f"exec {python} -m nni_gensynth.device " + " ".join(shlex.quote(a) for a in argv))
 
 
 def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
