@@ -192,3 +192,19 @@ def test_busy_device_warns():
     busy = Measurement(spec, (1.0,) * 10, energy, 1.0, thermal={"load_avg_start": 3.9, "cpu_count": 2})
     quiet = Measurement(spec, (1.0,) * 10, energy, 1.0, thermal={"load_avg_start": 0.2, "cpu_count": 2})
     assert any("busy" in w for w in busy.warnings) and quiet.warnings == ()
+
+
+def test_model_profiler_measures_a_parameter_dict(tmp_path):
+    import json
+
+    from nni_gensynth.hardware.profiler import ModelProfiler
+
+    space = json.loads((Path(__file__).resolve().parents[1] / "search_spaces" / "mobilenet_macro.json").read_text())
+    parameters = {key: spec["_value"][0] for key, spec in space.items()}
+    profiler = ModelProfiler(str(write_profile(tmp_path, "prof-cpu")), input_shape=(1, 1, 8, 8))
+    metrics = profiler(parameters)
+    assert {"latency_ms", "latency_p90_ms", "energy_mj", "peak_mem_mb", "cv"} <= set(metrics)
+    assert all(isinstance(v, float) for v in metrics.values()) and metrics["latency_ms"] > 0
+    assert profiler(dict(parameters, lr=0.02)) == metrics  # a training hyperparameter: same network, cached
+    with pytest.raises(ValueError, match="input_shape"):
+        ModelProfiler(str(write_profile(tmp_path, "prof-cpu")), input_shape=(1,))
