@@ -21,7 +21,8 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.5em; }
 .plots img { max-width: 100%; border: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; white-space: nowrap; }
-td.text { text-align: left; white-space: normal; max-width: 40em; font-family: monospace; font-size: 0.9em; }
+td.text { text-align: left; font-family: monospace; font-size: 0.9em; }
+td.params { white-space: normal; min-width: 28em; max-width: 48em; }
 th { background: #f0f0f0; cursor: pointer; user-select: none; }
 th[aria-sort=ascending]::after { content: " \\25B2"; } th[aria-sort=descending]::after { content: " \\25BC"; }
 tr.feasible td:first-child { border-left: 4px solid #1b7837; }
@@ -92,7 +93,8 @@ def _parameters_text(trial: TrialRecord) -> str:
     arch = (trial.final or {}).get("arch")
     if isinstance(arch, str) and arch:
         return arch
-    return json.dumps(trial.parameters, sort_keys=True)
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={json.dumps(v)}"
+                     for k, v in trial.parameters.items())
 
 
 def _row(record: ExperimentRecord, trial: TrialRecord, best_id: Optional[str]) -> str:
@@ -106,7 +108,8 @@ def _row(record: ExperimentRecord, trial: TrialRecord, best_id: Optional[str]) -
              _num_cell(utility(record, trial))]
     final = trial.final or {}
     cells += [_num_cell(final.get(key)) for key, _, _ in METRIC_COLUMNS]
-    cells += [_text_cell(final.get("energy_source", "–")), _text_cell(_parameters_text(trial))]
+    cells += [_text_cell(final.get("energy_source", "–")),
+              f'<td class="text params">{_esc(_parameters_text(trial))}</td>']
     return f'<tr class="{" ".join(classes)}">{"".join(cells)}</tr>'
 
 
