@@ -112,12 +112,20 @@ def test_runner_error_and_bad_answers_are_not_cached(tmp_path, profile, cache):
 
     class EmptyAnswer(LocalTransport):
         def run_device_runner(self, model_path, args):
-            return {"ok": True, "samples_ms": [], "energy": {"energy_mj": 1.0, "source": "model"}, "peak_mem_mb": 1}
+            return {"ok": True, "backend": "onnxruntime", "samples_ms": [],
+                    "energy": {"energy_mj": 1.0, "source": "model"}, "peak_mem_mb": 1}
+
+    class WrongBackend(LocalTransport):
+        def run_device_runner(self, model_path, args):
+            return {"ok": True, "backend": "litert", "samples_ms": [1.0],
+                    "energy": {"energy_mj": 1.0, "source": "model"}, "peak_mem_mb": 1}
 
     good = tmp_path / "good.onnx"
     good.write_bytes(Path(export_onnx(tiny_net(4), SHAPE, directory=tmp_path)).read_bytes())
     with pytest.raises(DeviceError, match="unusable"):
         measure(good, profile, transport=EmptyAnswer(profile), cache=cache)
+    with pytest.raises(DeviceError, match="backend"):
+        measure(good, profile, transport=WrongBackend(profile), cache=cache)
     assert len(cache) == 0
 
 

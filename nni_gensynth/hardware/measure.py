@@ -122,6 +122,9 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
                     if not exc.retryable or attempt == retries:
                         raise
                     time.sleep(RETRY_BACKOFF_S * (2 ** attempt))
+        if answer.get("backend") != profile.backend:
+            raise DeviceError(f"device {device_id} measured with backend {answer.get('backend')!r}, "
+                              f"profile {profile.name!r} asked for {profile.backend!r}")
         spec = MeasurementSpec(arch_hash=arch, profile=profile.name, profile_fingerprint=fingerprint,
                                backend=profile.backend, runtime=str(answer.get("runtime", "unknown")),
                                threads=int(answer.get("threads", profile.threads)), device_id=device_id)
