@@ -372,14 +372,16 @@ class ADBTransport:
             return None, {}
         return parse_thermal_status(out), parse_temperatures(out)
 
-    def _battery_sample(self, device: adbutils.AdbDevice, supply: str) -> Tuple[float, float, float]:
+    def _battery_sample(self, device: adbutils.AdbDevice, supply: str) -> Tuple[float, float, float, float]:
+        """(time sent, time answered, current_now uA, voltage_now uV)."""
         base = f"/sys/class/power_supply/{supply}"
+        sent = time.monotonic()
         out, err, code = self._shell(device, f"cat {base}/current_now {base}/voltage_now", timeout=10)
         values = out.split()
         if code != 0 or len(values) != 2:
             raise DeviceError(f"{self.serial}: cannot read {base}/current_now and voltage_now for battery energy: "
                               f"{tail(out + err) or 'no output'}", retryable=False)
-        return time.monotonic(), float(values[0]), float(values[1])
+        return sent, time.monotonic(), float(values[0]), float(values[1])
 
     def _benchmark(self, device: adbutils.AdbDevice, remote_model: str, options: argparse.Namespace) -> Dict[str, Any]:
         affinity_spec = options.affinity if options.affinity is not None else self.cpu_affinity
@@ -410,7 +412,7 @@ class ADBTransport:
             idle_s = float(config.get("idle_s") if config.get("idle_s") is not None else 1.0)
             end = time.monotonic() + idle_s
             while True:
-                _, current, voltage = self._battery_sample(device, supply)
+                _, _, current, voltage = self._battery_sample(device, supply)
                 idle.append((current, voltage))
                 if time.monotonic() >= end:
                     break
@@ -429,7 +431,7 @@ class ADBTransport:
         worker = threading.Thread(target=run_binary, name="adb-benchmark_model", daemon=True)
         started = time.monotonic()
         worker.start()
-        samples: List[Tuple[float, float, float]] = []
+        samples: List[Tuple[float, float, float, float]] = []
         while worker.is_alive():
             worker.join(timeout=interval)
             if source == "battery" and worker.is_alive():
@@ -455,8 +457,13 @@ class ADBTransport:
         count, avg_us = int(timed["count"]), float(timed["avg"])
         run_s = count * avg_us / 1e6
         if source == "battery":
-            window = [(c, v) for t, c, v in samples if outcome["end"] - run_s <= t <= outcome["end"]]
-            energy = battery_energy(window if len(window) >= 2 else [(c, v) for _, c, v in samples],
+            # The timed runs are the last run_s seconds before the binary exited. The exit reaches
+            # the host a little after it happens, so samples answered within two round trips of
+            # the end are left out: they may have been read after the load stopped.
+            guard = 2.0 * max((answered - sent for sent, answered, _, _ in samples), default=0.0)
+            end = outcome["end"]
+            window = [(c, v) for sent, answered, c, v in samples if sent >= end - run_s and answered <= end - guard]
+            energy = battery_energy(window if len(window) >= 2 else [(c, v) for _, _, c, v in samples],
                                     idle, run_s, count)
             energy["window"] = "timed runs" if len(window) >= 2 else "whole benchmark_model process"
             energy["sampled_over"] = "adb shell"
