@@ -202,17 +202,17 @@ def test_busy_device_warns():
     assert any("busy" in w for w in busy.warnings) and quiet.warnings == ()
 
 
-def test_model_profiler_measures_a_parameter_dict(tmp_path):
+def test_model_profiler_shares_the_trials_cache_entry(tmp_path):
     import json
 
     from nni_gensynth.hardware.profiler import ModelProfiler
 
     space = json.loads((Path(__file__).resolve().parents[1] / "search_spaces" / "mobilenet_macro.json").read_text())
     parameters = {key: spec["_value"][0] for key, spec in space.items()}
-    profiler = ModelProfiler(str(write_profile(tmp_path, "prof-cpu")), input_shape=(1, 1, 8, 8))
+    profile = load_profile(str(write_profile(tmp_path, "prof-cpu")))
+    profiler = ModelProfiler(profile, image_size=8, channels=1)
     metrics = profiler(parameters)
     assert {"latency_ms", "latency_p90_ms", "energy_mj", "peak_mem_mb", "cv"} <= set(metrics)
     assert all(isinstance(v, float) for v in metrics.values()) and metrics["latency_ms"] > 0
     assert profiler(dict(parameters, lr=0.02)) == metrics  # a training hyperparameter: same network, cached
-    with pytest.raises(ValueError, match="input_shape"):
-        ModelProfiler(str(write_profile(tmp_path, "prof-cpu")), input_shape=(1,))
+    assert len(MeasurementCache()) == 1
