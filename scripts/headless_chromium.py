@@ -14,6 +14,7 @@ DevToolsActivePort file). The browser is one process group we start and end ours
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -46,7 +47,8 @@ class Page:
     def __init__(self, ws_url: str) -> None:
         from websockets.sync.client import connect
 
-        self._ws = connect(ws_url, max_size=64 * 1024 * 1024, open_timeout=10)
+        self._stack = contextlib.ExitStack()
+        self._ws = self._stack.enter_context(connect(ws_url, max_size=64 * 1024 * 1024, open_timeout=10))
         self._next_id = 0
         self.errors: list[str] = []
         self.console: list[str] = []
@@ -160,7 +162,7 @@ class Page:
         return self.evaluate("document.documentElement.outerHTML")
 
     def close(self) -> None:
-        self._ws.close()
+        self._stack.close()
 
 
 class HeadlessChromium:
