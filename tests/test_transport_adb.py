@@ -354,3 +354,12 @@ def test_without_a_serial_the_only_device_is_used_and_named(server, phone, tflit
     with pytest.raises(DeviceError, match="set transport.serial"):
         ADBTransport({"kind": "adb", "adb_port": server.port}).run_device_runner(tflite_model, args_for(tflite_model))
     assert ADBTransport({"kind": "adb", "adb_port": server.port}).device_id() == f"adb://127.0.0.1:{server.port}/any"
+
+
+def test_unwritable_workdir_is_not_retried(server, phone, tflite_model):
+    # (On a phone, e.g. /system is read-only for the adb shell user; here a file is in the way.)
+    phone.local("/data/local/blocked").write_text("a file, not a folder")
+    transport = transport_for(server, workdir="/data/local/blocked/nni-gensynth")
+    with pytest.raises(DeviceError, match="cannot create transport.workdir .*Not a directory") as info:
+        transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+    assert info.value.retryable is False

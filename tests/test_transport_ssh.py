@@ -294,3 +294,13 @@ def test_measure_retries_after_sshd_dies_and_caches_one_good_result(ssh_server: 
     assert len(transport.calls) == 2 and transport.calls[1] == "ok"
     assert isinstance(transport.calls[0], DeviceError) and transport.calls[0].retryable
     transport.close()
+
+
+def test_unusable_workdir_is_not_retried(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    (tmp_path / "blocked").write_text("a file where the workdir's parent should be")
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path),
+                                      workdir=str(tmp_path / "blocked" / "wd")))
+    with pytest.raises(DeviceError, match="cannot create transport.workdir") as info:
+        transport.run_device_runner(onnx_model, FAST)
+    assert info.value.retryable is False
+    transport.close()

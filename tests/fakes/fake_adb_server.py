@@ -410,9 +410,14 @@ class _Shell:
                 self.out += "".join(f"[{k}]: [{v}]\n" for k, v in sorted(dev.props.items())).encode()
             return 0
         if name == "mkdir":
+            code = 0
             for arg in (a for a in args if not a.startswith("-")):
-                dev.local(arg, self.cwd).mkdir(parents="-p" in args, exist_ok="-p" in args)
-            return 0
+                try:
+                    dev.local(arg, self.cwd).mkdir(parents="-p" in args, exist_ok="-p" in args)
+                except OSError as exc:
+                    self.err += f"mkdir: '{arg}': {exc.strerror}\n".encode()
+                    code = 1
+            return code
         if name == "rm":
             for arg in (a for a in args if not a.startswith("-")):
                 path = dev.local(arg, self.cwd)

@@ -221,6 +221,7 @@ class ADBTransport:
         self._lock = threading.Lock()
         self._big: Optional[Tuple[List[int], str]] = None
         self._pushed_runner: Optional[str] = None
+        self._workdir_ready = False
 
     # -- public API --------------------------------------------------------------------------
 
@@ -255,6 +256,7 @@ class ADBTransport:
                 raise
             except (AdbError, OSError, EOFError, ConnectionError) as exc:
                 self._pushed_runner = None
+                self._workdir_ready = False
                 raise DeviceError(f"lost the Android device {self.serial or '(any)'} via adb server "
                                   f"{self.adb_host}:{self.adb_port}: {type(exc).__name__}: {exc}",
                                   retryable=True) from exc
@@ -297,7 +299,20 @@ class ADBTransport:
     def _push(self, device: adbutils.AdbDevice, local: Path, remote: str) -> None:
         device.sync.push(local, remote, mode=0o644)
 
+    def _ensure_workdir(self, device: adbutils.AdbDevice) -> None:
+        """mkdir -p WORKDIR/models once; a refusal is a setup problem, not worth retrying (a failed
+        adb push would only say "FAIL")."""
+        if self._workdir_ready:
+            return
+        out, err, code = self._shell(device, f"mkdir -p {shlex.quote(self.workdir + '/models')}", timeout=30)
+        if code != 0:
+            raise DeviceError(f"{self.serial}: cannot create transport.workdir {self.workdir!r}: "
+                              f"{tail(out + err) or f'exit {code}'}; use a folder the adb shell user can "
+                              f"write, such as {DEFAULT_WORKDIR}", retryable=False)
+        self._workdir_ready = True
+
     def _push_model(self, device: adbutils.AdbDevice, model_path: Path) -> str:
+        self._ensure_workdir(device)
         remote = posixpath.join(self.workdir, "models", remote_model_name(model_path))
         size = model_path.stat().st_size
         info = device.sync.stat(remote)
@@ -313,7 +328,7 @@ class ADBTransport:
                        args: List[str]) -> Dict[str, Any]:
         runner_dir = self._push_runner(device)
         argv = substitute_model_path(args, model_path, remote_model)
-        command = (f"cd {shlex.quote(runner_dir)} && {self.python} -m nni_gensynth.device "
+        command = (f"cd {shlex.quote(runner_dir)} && {shlex.quote(self.python)} -m nni_gensynth.device "
                    + " ".join(shlex.quote(a) for a in argv))
         stdout, stderr, code = self._shell(device, command)
         result = last_json_object(stdout)

@@ -160,6 +160,9 @@ class SSHTransport:
                 if exc.retryable:
                     self._drop()
                 raise
+            except PermissionError as exc:  # SFTP refused to write: retrying would not help
+                raise DeviceError(f"{self._where()}: permission denied writing under transport.workdir "
+                                  f"{self.workdir!r} ({exc}); choose a writable workdir", retryable=False) from exc
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 self._drop()
                 raise DeviceError(f"SSH connection to {self._where()} failed: {type(exc).__name__}: {exc}",
@@ -254,8 +257,12 @@ class SSHTransport:
 
     def _workdir(self, sftp: paramiko.SFTPClient) -> str:
         if self._abs_workdir is None:
-            _makedirs(sftp, self.workdir)
-            self._abs_workdir = sftp.normalize(self.workdir)
+            try:
+                _makedirs(sftp, self.workdir)
+                self._abs_workdir = sftp.normalize(self.workdir)
+            except IOError as exc:  # an SFTP status answer (a dropped link raises SSHException/EOFError)
+                raise DeviceError(f"{self._where()}: cannot create transport.workdir {self.workdir!r}: {exc}; "
+                                  f"choose a folder the user can write", retryable=False) from exc
         return self._abs_workdir
 
     def _push_runner(self, client: paramiko.SSHClient) -> str:
@@ -365,7 +372,7 @@ def runner_command(runner_dir: str, python: str, argv: List[str]) -> str:
             f"{{ if [ -f {pid_file} ]; then p=$(cat {pid_file}); "
             f"grep -q nni_gensynth.device /proc/$p/cmdline 2>/dev/null && kill $p 2>/dev/null && sleep 0.2; fi; "
             f"echo $$ > {pid_file}; }} && "
-            f"exec {python} -m nni_gensynth.device " + " ".join(shlex.quote(a) for a in argv))
+            f"exec {shlex.quote(python)} -m nni_gensynth.device " + " ".join(shlex.quote(a) for a in argv))
 
 
 def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
