@@ -100,7 +100,7 @@ def _print_human(measurement: Any, model: str) -> None:
     throttled = thermal.get("throttled")
     print(f"model        {model}  (arch {measurement.spec.arch_hash})")
     print(f"device       {m['device']}  profile {m['profile']}  {m['runtime']}, "
-          f"{measurement.spec.threads} thread(s){' , cached' if measurement.from_cache else ''}")
+          f"{measurement.spec.threads} thread(s){', from the cache' if measurement.from_cache else ''}")
     print(f"latency      median {m['latency_ms']:.4g} ms   p90 {m['latency_p90_ms']:.4g} ms   "
           f"IQR {m['latency_iqr_ms']:.3g} ms   CV {m['cv']:.1%} (robust {m['robust_cv']:.1%}), n={m['samples']}")
     print(f"energy       {m['energy_mj']:.4g} mJ per inference (source: {m['energy_source']})")
