@@ -16,6 +16,9 @@ _EXPORTS = {
     "Measurement": "nni_gensynth.hardware",
     "load_profile": "nni_gensynth.hardware",
     "HardwareProfile": "nni_gensynth.hardware",
+    # experiment results: report and reading (imports matplotlib when the report is written)
+    "write_report": "nni_gensynth.results",
+    "load_experiment": "nni_gensynth.results",
     # NNI adapter (imports nni)
     "GenSynthTuner": "nni_gensynth.tuner",
     # model builders (import torch)
