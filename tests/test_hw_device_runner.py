@@ -137,3 +137,40 @@ def test_stats_match_numpy():
     assert stats.cv(spiky) > 5 and stats.robust_cv(spiky) == 0.0
     with pytest.raises(ValueError):
         stats.summarize([])
+
+
+def _run_blocked(blocked: list, args: list, extra_path: str = "") -> dict:
+    """The runner with some modules made unimportable (and an extra sys.path entry)."""
+    code = (f"import sys, runpy; sys.path.insert(0, {extra_path!r}) if {bool(extra_path)} else None;"
+            f"[sys.modules.__setitem__(m, None) for m in {blocked!r}];"
+            f"sys.argv = ['runner'] + {args!r}; runpy.run_module('nni_gensynth.device', run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_runner_works_without_psutil(models):
+    answer = _run_blocked(["psutil"], ["measure", "--model", str(models["onnxruntime"]), "--backend", "onnxruntime",
+                                       "--warmup-min-time-s", "0", "--min-time-s", "0.05", "--min-runs", "5"])
+    assert answer["ok"], answer
+    assert answer["peak_mem_mb"] >= 0 and answer["energy"]["source"] == "model" and answer["energy"]["cpu_s"] > 0
+
+
+def test_litert_falls_back_to_tflite_runtime(models, tmp_path):
+    """A Pi with only tflite_runtime: the runner imports it and names it (here a shim package
+    named tflite_runtime that re-exports the real LiteRT interpreter)."""
+    shim = tmp_path / "tflite_runtime"
+    shim.mkdir()
+    (shim / "__init__.py").write_text("__version__ = '2.14.0'\n")
+    (shim / "interpreter.py").write_text("from ai_edge_litert.interpreter import Interpreter  # noqa: F401\n")
+    code = ("import sys, runpy; sys.path.insert(0, %r); import ai_edge_litert.interpreter as real;"
+            "sys.modules['ai_edge_litert'] = None; sys.argv = ['runner'] + %r;"
+            "runpy.run_module('nni_gensynth.device', run_name='__main__')")
+    args = ["measure", "--model", str(models["litert"]), "--backend", "litert", "--warmup-min-time-s", "0",
+            "--min-time-s", "0.05", "--min-runs", "5"]
+    out = subprocess.run([sys.executable, "-c", code % (str(tmp_path), args)], capture_output=True, text=True,
+                         timeout=120)
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert answer["ok"], answer
+    assert answer["runtime"] == "tflite_runtime 2.14.0"
+    missing = _run_blocked(["ai_edge_litert", "tflite_runtime"], args)
+    assert missing["ok"] is False and "pip install ai-edge-litert" in missing["error"]

@@ -13,7 +13,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
-from .system import installed_runtime
+from .system import runtime_name
 
 BACKENDS = ("onnxruntime", "litert")
 
@@ -46,13 +46,12 @@ def import_backend(backend: str) -> Tuple[Any, str]:
     if backend == "onnxruntime":
         import onnxruntime
 
-        return onnxruntime, installed_runtime(backend) or f"onnxruntime {onnxruntime.__version__}"
+        return onnxruntime, runtime_name("onnxruntime", onnxruntime.__version__)
     if backend == "litert":
         try:
             from ai_edge_litert import interpreter as litert
 
-            version = getattr(__import__("ai_edge_litert"), "__version__", "unknown")
-            return litert.Interpreter, installed_runtime(backend) or f"ai_edge_litert {version}"
+            return litert.Interpreter, runtime_name("ai_edge_litert", getattr(litert, "__version__", None))
         except ImportError:
             try:
                 from tflite_runtime import interpreter as tflite  # the Pi's classic package
@@ -60,8 +59,9 @@ def import_backend(backend: str) -> Tuple[Any, str]:
                 raise RuntimeError(
                     "backend litert needs ai_edge_litert (pip install ai-edge-litert) "
                     "or tflite_runtime (pip install tflite-runtime)") from None
-            version = getattr(__import__("tflite_runtime"), "__version__", "unknown")
-            return tflite.Interpreter, installed_runtime(backend) or f"tflite_runtime {version}"
+            import tflite_runtime
+
+            return tflite.Interpreter, runtime_name("tflite_runtime", getattr(tflite_runtime, "__version__", None))
     raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
 
 

@@ -283,22 +283,34 @@ class ThermalWatch:
 # ---------------------------------------------------------------------------------------------
 # Device facts
 
-_DISTRIBUTIONS = {"onnxruntime": [("onnxruntime", "onnxruntime")],
-                  "litert": [("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime")]}
+# backend -> (module, distribution) in the order the runner tries them
+RUNTIME_MODULES = {"onnxruntime": [("onnxruntime", "onnxruntime")],
+                   "litert": [("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime")]}
+
+
+def runtime_name(module: str, fallback_version: Optional[str] = None) -> str:
+    """"module version" for an interpreter module, the version from its package metadata
+    (else ``fallback_version``, e.g. the module's __version__)."""
+    from importlib import metadata
+
+    distribution = dict(m for pairs in RUNTIME_MODULES.values() for m in pairs).get(module, module)
+    try:
+        return f"{module} {metadata.version(distribution)}"
+    except metadata.PackageNotFoundError:
+        return f"{module} {fallback_version or 'unknown'}"
 
 
 def installed_runtime(backend: str) -> Optional[str]:
-    """"name version" of the interpreter ``backend`` would use, from package metadata (no import),
-    or None when none is installed (or it was installed without metadata)."""
+    """"module version" of the interpreter ``backend`` would use, from package metadata (no
+    import), or None when none is installed with metadata."""
     from importlib import metadata
 
-    for module, distribution in _DISTRIBUTIONS.get(backend, []):
+    for module, distribution in RUNTIME_MODULES.get(backend, []):
         try:
             return f"{module} {metadata.version(distribution)}"
         except metadata.PackageNotFoundError:
             continue
     return None
-
 
 
 def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
