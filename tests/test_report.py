@@ -197,3 +197,18 @@ def test_report_cli_writes_all_files(workdir, tmp_path, capsys):
     assert gensynth(["report", EXPERIMENT_ID, "--out", str(tmp_path / "r"), "--experiment-dir", str(workdir)]) == 0
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["cycles.png", "index.html", "pareto.png", "summary.json"]
     assert "16 trials, 16 with results, 4 cycles" in capsys.readouterr().out
+
+
+def test_measured_but_untrained_trials_are_shown_and_counted():
+    trials = [TrialRecord(f"T{i}", "SUCCEEDED", i, {"w": i},
+                          {"default": 0.7, "accuracy": 0.7 + i / 100, "latency_ms": 0.02 + i / 200}) for i in range(3)]
+    trials += [TrialRecord(f"U{i}", "SUCCEEDED", 9 + i, {"w": 9 + i},  # skipped before training (--skip-infeasible)
+                           {"default": 0.0, "accuracy": None, "latency_ms": 0.06 + i / 100, "feasible": False})
+               for i in range(2)]
+    record = ExperimentRecord("synthetic", "sqlite", None, {"tuner": {"name": "GenSynth", "classArgs": {
+        "objective": "accuracy", "constraints": {"latency_ms": {"max": 0.05}}}}}, trials)
+    figure = pareto_figure(record)
+    assert "measured, not trained (2)" in legend_texts(figure) and "feasible (3)" in legend_texts(figure)
+    assert figure.axes[0].get_xlim()[1] > 0.07  # the untrained ones are inside the plot
+    counts = summarize(record)["counts"]
+    assert counts["feasible"] == 3 and counts["infeasible"] == 2

@@ -12,6 +12,7 @@ from typing import Optional
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.transforms import blended_transform_factory
 
 from .analysis import best_feasible, has_result, is_feasible, pareto_front
 from .model import ExperimentRecord
@@ -33,7 +34,7 @@ def _percent(accuracy: float) -> float:
 
 def pareto_figure(record: ExperimentRecord) -> Figure:
     """Accuracy against measured latency (or MACs when no latency was measured)."""
-    figure = _new_figure(7.5, 5.0)
+    figure = _new_figure(7.5, 5.5)
     ax = figure.add_subplot()
     finished = [t for t in record.trials if has_result(t) and t.metric("accuracy") is not None]
     x_key, x_label, scale = next(((k, label, s) for k, label, s in X_AXES
@@ -46,6 +47,12 @@ def pareto_figure(record: ExperimentRecord) -> Figure:
                label=f"feasible ({len(feasible)})")
     ax.scatter([t.metric(x_key) * scale for t in infeasible], [_percent(t.metric("accuracy")) for t in infeasible],
                marker="x", s=42, color=INFEASIBLE_COLOR, zorder=3, label=f"infeasible ({len(infeasible)})")
+    untrained = [t for t in record.trials if has_result(t) and t.metric("accuracy") is None
+                 and t.metric(x_key) is not None]
+    if untrained:  # measured but never trained (e.g. --skip-infeasible): ticks along the bottom
+        ax.scatter([t.metric(x_key) * scale for t in untrained], [0.03] * len(untrained), marker="|", s=150,
+                   color=INFEASIBLE_COLOR, transform=blended_transform_factory(ax.transData, ax.transAxes),
+                   zorder=3, label=f"measured, not trained ({len(untrained)})")
     front = pareto_front(feasible, x=x_key)
     if front:
         ax.plot([t.metric(x_key) * scale for t in front], [_percent(t.metric("accuracy")) for t in front],
@@ -72,13 +79,18 @@ def pareto_figure(record: ExperimentRecord) -> Figure:
         ax.text(0.5, 0.5, f"no trial has reported accuracy and {x_key} yet", transform=ax.transAxes,
                 ha="center", va="center", color="0.35")
     others = [f"{b.metric}" for b in bound if b.metric not in (x_key, "accuracy")]
+    xs = [t.metric(x_key) * scale for t in points + untrained]
+    xs += [v * scale for b in bound if b.metric == x_key for v in (b.min, b.max) if v is not None]
+    if xs:  # the blended-transform ticks do not widen the axes by themselves
+        pad = 0.05 * ((max(xs) - min(xs)) or abs(max(xs)) or 1.0)
+        ax.set_xlim(min(xs) - pad, max(xs) + pad)
     _shade_infeasible(ax, [b for b in bound if b.metric == x_key], scale)
     ax.set_xlabel(x_label)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{record.experiment_id}: accuracy vs {x_label.split(' (')[0]}"
                  + (f"\n(feasibility also checks {', '.join(others)})" if others else ""), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False)  # never over data
     return figure
 
 
