@@ -216,3 +216,14 @@ def test_model_profiler_shares_the_trials_cache_entry(tmp_path):
     assert all(isinstance(v, float) for v in metrics.values()) and metrics["latency_ms"] > 0
     assert profiler(dict(parameters, lr=0.02)) == metrics  # a training hyperparameter: same network, cached
     assert len(MeasurementCache()) == 1
+
+
+def test_summary_only_answers_keep_their_reported_spread():
+    spec = MeasurementSpec("a", "android", "f", "litert", "tflite benchmark_model", 4, "adb:x")
+    answer = {"ok": True, "backend": "litert", "samples_ms": [2.0], "samples_kind": "summary",
+              "summary_ms": {"avg": 2.0, "std": 0.1, "cv": 0.05, "count": 50}, "peak_mem_mb": 5.0,
+              "energy": {"energy_mj": 3.0, "source": "battery"}}
+    m = Measurement.from_runner(answer, spec, cv_warn_threshold=0.03)
+    assert m.median_ms == 2.0 and m.cv == pytest.approx(0.05)
+    assert any("only an average over 50 runs" in w for w in m.warnings) and any("noisy" in w for w in m.warnings)
+    assert Measurement.from_json(m.to_json()) == m

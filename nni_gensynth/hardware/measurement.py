@@ -45,6 +45,10 @@ class Measurement:
     affinity: Tuple[int, ...] = ()
     cv_warn_threshold: float = 0.05
     cpu_samples_ms: Optional[Tuple[float, ...]] = None  # single-thread runs: CPU time per inference
+    # "raw": one sample per inference; "summary": the device only reported an average (TFLite's
+    # benchmark_model), whose own statistics are kept in reported_summary_ms (avg, std, cv, count...)
+    samples_kind: str = "raw"
+    reported_summary_ms: Mapping[str, float] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     from_cache: bool = field(default=False, compare=False)
 
@@ -76,6 +80,8 @@ class Measurement:
 
     @property
     def cv(self) -> float:
+        if self.samples_kind == "summary" and "cv" in self.reported_summary_ms:
+            return float(self.reported_summary_ms["cv"])
         return self.summary["cv"]
 
     @property
@@ -85,7 +91,7 @@ class Measurement:
 
     @property
     def robust_cv(self) -> float:
-        return self.summary["robust_cv"]
+        return self.cv if self.samples_kind == "summary" else self.summary["robust_cv"]
 
     @property
     def energy_mj(self) -> float:
@@ -99,6 +105,9 @@ class Measurement:
     def warnings(self) -> Tuple[str, ...]:
         """Why this measurement may not be trustworthy (empty when it is clean)."""
         out = []
+        if self.samples_kind != "raw":
+            out.append(f"the device reported only an average over {self.reported_summary_ms.get('count', '?')} runs: "
+                       f"latency_ms is that average; p90 and IQR are not known")
         if self.robust_cv > self.cv_warn_threshold:
             out.append(f"noisy: robust CV {self.robust_cv:.1%} (IQR/1.349/median; CV {self.cv:.1%}) > "
                        f"{self.cv_warn_threshold:.1%} over {len(self.samples_ms)} samples "
@@ -141,7 +150,10 @@ class Measurement:
                        affinity=tuple(int(c) for c in answer.get("affinity") or ()),
                        cv_warn_threshold=cv_warn_threshold,
                        cpu_samples_ms=tuple(float(s) for s in answer["cpu_samples_ms"])
-                       if answer.get("cpu_samples_ms") else None)
+                       if answer.get("cpu_samples_ms") else None,
+                       samples_kind=str(answer.get("samples_kind", "raw")),
+                       reported_summary_ms=dict(answer.get("summary_ms") or {})
+                       if answer.get("samples_kind", "raw") != "raw" else {})
         except (KeyError, TypeError) as exc:
             raise ValueError(f"device runner answer is missing or has a bad field: {exc}") from None
 
