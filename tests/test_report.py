@@ -212,3 +212,13 @@ def test_measured_but_untrained_trials_are_shown_and_counted():
     assert figure.axes[0].get_xlim()[1] > 0.07  # the untrained ones are inside the plot
     counts = summarize(record)["counts"]
     assert counts["feasible"] == 3 and counts["infeasible"] == 2
+
+
+def test_requirements_fall_back_to_the_trial_commands_constraints():
+    config = {"tuner": {"name": "TPE", "classArgs": {"optimize_mode": "maximize"}},
+              "trialCommand": "python3 -m nni_gensynth.trial --epochs 4 --constraints '{\"latency_ms\": {\"max\": 0.05}}'"}
+    record = ExperimentRecord("baseline", "sqlite", None, config, [])
+    assert record.constraints == {"latency_ms": {"max": 0.05}}
+    gensynth_config = dict(config, tuner={"name": "GenSynth", "classArgs": {"constraints": {"energy_mj": {"max": 2}}}})
+    assert ExperimentRecord("g", "sqlite", None, gensynth_config, []).constraints == {"energy_mj": {"max": 2.0}}
+    assert ExperimentRecord("o", "sqlite", None, {"trialCommand": "python3 trial.py"}, []).constraints == {}

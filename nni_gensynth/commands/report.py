@@ -25,12 +25,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..results import load_experiment, write_report_for
+    from ..results.analysis import has_result
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1, got {args.top}")
     record = load_experiment(args.experiment_id, experiment_dir=args.experiment_dir, port=args.port)
     index = write_report_for(record, args.out, top=args.top)
-    finished = sum(1 for t in record.trials if t.final is not None)
+    finished = sum(1 for t in record.trials if has_result(t))
     print(f"report of {record.experiment_id} ({len(record.trials)} trials, {finished} with results, "
           f"{len(record.cycles)} cycles; read from {record.source}): {index}")
     return 0

@@ -12,7 +12,6 @@ The trial command of the experiment tells how the trial built its networks: when
 from __future__ import annotations
 
 import json
-import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -21,10 +20,10 @@ from typing import Any, Optional, Sequence
 
 from .analysis import best_feasible, has_result, is_feasible
 from .model import ExperimentRecord, TrialRecord
+from .trial_command import trial_args
 
 WEIGHTS_FILE = "model.pt"
 FORMATS = ("onnx", "tflite")
-TRIAL_MODULE = "nni_gensynth.trial"
 
 
 @dataclass(frozen=True)
@@ -38,16 +37,9 @@ class BuildOptions:
 
 def build_options_from_config(config: dict[str, Any]) -> BuildOptions:
     """BuildOptions from the experiment's trialCommand when it runs nni_gensynth.trial (else defaults)."""
-    command = str(config.get("trialCommand") or "")
-    try:
-        words = shlex.split(command)
-    except ValueError:
+    args = trial_args(config)
+    if args is None:
         return BuildOptions()
-    if TRIAL_MODULE not in words:
-        return BuildOptions()
-    from ..trial import build_parser
-
-    args, _ = build_parser().parse_known_args(words[words.index(TRIAL_MODULE) + 1:])
     return BuildOptions(builder=args.builder, input_shape=(1, args.channels, args.image_size, args.image_size))
 
 

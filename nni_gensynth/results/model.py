@@ -98,7 +98,14 @@ class ExperimentRecord:
 
     @property
     def requirements(self) -> Requirements:
-        return Requirements(self.class_args.get("constraints") or {})
+        """The tuner's classArgs constraints; for a tuner without them (a TPE baseline on the same
+        pipeline), the --constraints of an nni_gensynth.trial command."""
+        constraints = self.class_args.get("constraints")
+        if not constraints:
+            from .trial_command import trial_constraints
+
+            constraints = trial_constraints(self.config)
+        return Requirements(constraints or {})
 
     @property
     def objective(self) -> Objective:
