@@ -92,63 +92,103 @@ class Generator:
         return total
 
     # -- sampling ---------------------------------------------------------------------------
+    # Sampling works on value rows (see `SearchSpace.values_row`), many at once: a pool of a
+    # few hundred candidates per request must cost milliseconds, not a Python loop each.
     def sample(self, rng: np.random.Generator) -> Architecture:
         """A fresh network N_s drawn from θ_G (nested decisions only when active)."""
-        values: dict = {}
-        for d in self.space.active(values):
-            values[d.key] = self._draw(d, rng)
-        return self.space.make(list(values.items()))
+        return self.space.architecture(self.sample_rows(1, rng)[0])
 
     def mutate(self, arch: Architecture, rng: np.random.Generator, n_changes: int = 1) -> Architecture:
-        """A neighbour of `arch`: `n_changes` active decisions redrawn from θ_G (choices are
-        forced to a different option; numeric values move by the decision's current scale)."""
-        current = arch.as_dict()
-        active_keys = [d.key for d in self.space.active(current)]
-        picks = set(rng.choice(len(active_keys), size=min(n_changes, len(active_keys)), replace=False).tolist())
-        values: dict = {}
-        for d in self.space.active(values):
-            j = active_keys.index(d.key) if d.key in active_keys else -1
-            if d.key in current and j not in picks:
-                values[d.key] = current[d.key]
-            elif d.key in current:
-                values[d.key] = self._perturb(d, current[d.key], rng)
-            else:  # newly activated nested decision
-                values[d.key] = self._draw(d, rng)
-        return self.space.make(list(values.items()))
+        """A neighbour of `arch` (see `mutate_rows`)."""
+        row = self.space.values_row(arch)[None, :]
+        return self.space.architecture(self.mutate_rows(row, rng, np.array([n_changes]))[0])
 
-    def _draw(self, d: Any, rng: np.random.Generator) -> Any:
-        i = self.space.index[d.key]
+    def sample_rows(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n value rows drawn from θ_G."""
+        return self._complete(np.full((n, len(self.space.all_decisions)), np.nan), rng)
+
+    def mutate_rows(self, parents: np.ndarray, rng: np.random.Generator, n_changes: np.ndarray) -> np.ndarray:
+        """Neighbours of parent rows: in row r, `n_changes[r]` active decisions change — a choice
+        to another option drawn from θ_G, a numeric value by a step of the decision's current
+        scale. Nested decisions that a change activates are drawn from θ_G."""
+        rows = np.array(parents, dtype=float, copy=True)
+        n_rows, n_cols = rows.shape
+        active = ~np.isnan(rows)
+        # pick columns to change: random priorities, inactive columns never picked
+        priority = np.where(active, rng.random(rows.shape), -1.0)
+        order = np.argsort(-priority, axis=1)
+        n_active = active.sum(axis=1)
+        for r in range(n_rows):
+            for c in order[r, : min(int(n_changes[r]), int(n_active[r]))]:
+                rows[r, c] = np.nan  # marked: redrawn below
+        changed = active & np.isnan(rows)
+        for i, d in enumerate(self.space.all_decisions):
+            hit = changed[:, i]
+            if not hit.any():
+                continue
+            old = parents[hit, i]
+            if isinstance(d, ChoiceDecision):
+                rows[hit, i] = self._other_option(i, d, old, rng)
+            else:
+                rows[hit, i] = self._step(i, d, old, rng)
+        return self._complete(rows, rng, keep=~changed)
+
+    def _complete(self, rows: np.ndarray, rng: np.random.Generator, keep: Optional[np.ndarray] = None) -> np.ndarray:
+        """Enforce the nesting structure: inactive columns become NaN, active empty ones are drawn."""
+        for i, d in enumerate(self.space.all_decisions):
+            parent = self.space.parent[i]
+            if parent is None:
+                is_active = np.ones(len(rows), dtype=bool)
+            else:
+                is_active = rows[:, parent[0]] == parent[1]
+            rows[~is_active, i] = np.nan
+            missing = is_active & np.isnan(rows[:, i])
+            m = int(missing.sum())
+            if m:
+                rows[missing, i] = self._draw(i, d, m, rng)
+        return rows
+
+    def _draw(self, i: int, d: Any, m: int, rng: np.random.Generator) -> np.ndarray:
         if isinstance(d, ChoiceDecision):
             cdf = self._cumulative(i)
-            return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), d.size - 1)
-        return d.from_unit(self._draw_unit(d, self.mean[i], self.std(i), rng))
+            return np.minimum(np.searchsorted(cdf, rng.random(m) * cdf[-1], side="right"), d.size - 1)
+        return d.from_unit_array(self._unit_normal(d, np.full(m, self.mean[i]), self.std(i), rng))
 
-    def _perturb(self, d: Any, value: Any, rng: np.random.Generator) -> Any:
-        i = self.space.index[d.key]
-        if isinstance(d, ChoiceDecision):
-            if d.size == 1:
-                return value
-            p = self.probabilities(i).copy()
-            p[value] = 0.0
-            return int(rng.choice(d.size, p=p / p.sum()))
-        u = d.to_unit(value)
-        step = max(self.std(i), 1.0 / (d.size or 50)) if d.bounded else self.std(i)
-        for _ in range(8):
-            new = d.from_unit(self._draw_unit(d, u, step, rng))
-            if new != value:
-                return new
-            step *= 1.5
+    def _other_option(self, i: int, d: ChoiceDecision, old: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if d.size == 1:
+            return old
+        p = np.tile(self.probabilities(i), (len(old), 1))
+        p[np.arange(len(old)), old.astype(int)] = 0.0
+        cdf = np.cumsum(p, axis=1)
+        u = rng.random(len(old)) * cdf[:, -1]
+        return np.minimum((cdf < u[:, None]).sum(axis=1), d.size - 1).astype(float)
+
+    def _step(self, i: int, d: NumericDecision, old: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        centre = d.to_unit_array(old)
+        scale = max(self.std(i), 1.0 / (d.size or 50)) if d.bounded else self.std(i)
+        new = d.from_unit_array(self._unit_normal(d, centre, scale, rng))
+        for _ in range(6):  # a step that rounds back onto the old value: step further
+            same = new == old
+            if not same.any():
+                break
+            scale *= 1.5
+            new[same] = d.from_unit_array(self._unit_normal(d, centre[same], scale, rng))
         return new
 
     @staticmethod
-    def _draw_unit(d: NumericDecision, mean: float, std: float, rng: np.random.Generator) -> float:
+    def _unit_normal(d: NumericDecision, mean: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+        """Normal draws in unit space, truncated to [0, 1] (by rejection) for bounded types."""
+        u = rng.normal(mean, std)
         if not d.bounded:
-            return float(rng.normal(mean, std))
-        for _ in range(32):  # truncated normal on [0, 1] by rejection
-            u = rng.normal(mean, std)
-            if 0.0 <= u <= 1.0:
-                return float(u)
-        return float(rng.uniform(0.0, 1.0))
+            return u
+        for _ in range(32):
+            bad = (u < 0.0) | (u > 1.0)
+            if not bad.any():
+                return u
+            u[bad] = rng.normal(mean[bad], std)
+        bad = (u < 0.0) | (u > 1.0)
+        u[bad] = rng.uniform(0.0, 1.0, int(bad.sum()))
+        return u
 
     # -- learning -----------------------------------------------------------------------------
     def apply(self, delta: GeneratorDelta) -> None:

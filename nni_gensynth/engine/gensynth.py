@@ -22,7 +22,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .generator import Generator
-from .inquisitor import Inquisitor, Record, features
+from .inquisitor import Inquisitor, Record
 from .objective import Objective, Requirements
 from .space import Architecture, SearchSpace
 
@@ -91,19 +91,24 @@ class GenSynth:
         self.failed: set[Architecture] = set()
         self.cycles: list[CycleStats] = []
         self.profiler_calls = 0
+        self._asks = 0
         self._results_in_cycle = 0
         self._cycle_started = time.monotonic()
         self._exhausted_cursor = 0
         self._size = space.size()
         self._data_version = 0  # bumped by every result and measurement
+        self._excluded: set[bytes] = set()  # value rows never to propose again
+        self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
         self._conditioned_on = -1  # data version θ_I was last conditioned on
 
     # -- the loop -------------------------------------------------------------------------
     @_single_threaded
     def ask(self) -> Architecture:
         """The next network to train (marked pending until `tell`)."""
+        self._asks += 1
         arch = self._choose()
         self.pending.add(arch)
+        self._exclude(arch)
         return arch
 
     @_single_threaded
@@ -129,6 +134,7 @@ class GenSynth:
         record.score, record.metrics = score, merged
         record.feasible = self.requirements.is_met(merged) if score is not None else False
         self.records[arch] = record
+        self._exclude(arch)
         self._data_version += 1
 
     def knows(self, arch: Architecture) -> bool:
@@ -152,9 +158,16 @@ class GenSynth:
             _logger.warning("profiler returned %r (not a dict) for %s; ignored", result, arch.encode())
             return None
         clean = {k: v for k, v in result.items() if isinstance(k, str)}
-        self.measurements[arch] = clean
+        self._remember_measurement(arch, clean)
         self._data_version += 1
         return clean
+
+    def _remember_measurement(self, arch: Architecture, measured: dict) -> None:
+        self.measurements[arch] = measured
+        if self._pre_training_feasible(measured):
+            self._measured_ok.add(self.space.values_row(arch).tobytes())
+        else:
+            self._exclude(arch)
 
     def _pre_training_feasible(self, measured: Mapping[str, Any]) -> bool:
         return self.requirements.is_met(measured, only_known=True) is not False
@@ -164,29 +177,31 @@ class GenSynth:
         if self.prototype is not None and not self.records and not self.pending:
             if self._screen(self.prototype):
                 return self.prototype
-        pool = self._pool()
-        if not pool:
+        rows = self._pool_rows()
+        if len(rows) == 0:
             return self._repropose()
-        ranking = self._rank(pool)
-        calls = 0
-        for arch in ranking:
-            if self.profiler is None or not self.requirements:
-                return arch
+        order = self._rank(rows)
+        if self.profiler is None or not self.requirements:
+            return self.space.architecture(rows[order[0]])
+        calls, allowance = 0, self._call_allowance()
+        position = 0
+        for position, j in enumerate(order):
+            arch = self.space.architecture(rows[j])
             if arch in self.measurements:
-                if self._pre_training_feasible(self.measurements[arch]):
-                    return arch
-                continue
-            if calls >= self.max_profiler_calls:
-                break
+                return arch  # measured earlier and feasible (infeasible ones never enter the pool)
+            if calls >= allowance:
+                return arch  # out of measurements: the best-ranked unmeasured candidate
             calls += 1
             measured = self.measure(arch)
             if measured is None or self._pre_training_feasible(measured):
                 return arch
-        # every measured candidate failed 1_r: train the best-ranked unmeasured one
-        for arch in ranking:
-            if arch not in self.measurements:
-                return arch
-        return ranking[0]
+        return self.space.architecture(rows[order[0]])
+
+    def _call_allowance(self) -> int:
+        """Profiler calls this request may make: the average stays within `max_profiler_calls`
+        per request, and calls earlier requests did not need may be spent here (up to 3x)."""
+        unused = self.max_profiler_calls * self._asks - self.profiler_calls
+        return max(1, min(unused, 3 * self.max_profiler_calls))
 
     def _screen(self, arch: Architecture) -> bool:
         if self.profiler is None or not self.requirements:
@@ -197,33 +212,40 @@ class GenSynth:
     def _seen(self, arch: Architecture) -> bool:
         return arch in self.records or arch in self.pending
 
-    def _pool(self) -> list[Architecture]:
-        """Distinct unseen candidates: samples of θ_G plus neighbours of the best networks."""
-        pool: dict[Architecture, None] = {}
-        budget = self.pool_size
-        elite = self._elite(5)
-        attempts = 0
-        while len(pool) < budget and attempts < budget * 3:
-            attempts += 1
-            if elite and attempts % 2 == 0:
-                parent = elite[int(self.rng.integers(len(elite)))]
-                cand = self.generator.mutate(parent, self.rng, n_changes=1 + int(self.rng.random() < 0.3))
-            else:
-                cand = self.generator.sample(self.rng)
-            if not self._seen(cand) and not self._known_infeasible(cand):
-                pool[cand] = None
-        if not pool and self._size is not None and len(self.records) + len(self.pending) < self._size:
-            # the distribution has concentrated; sweep the rest of a finite space
-            for cand in self.space.enumerate(limit=200_000) or []:
-                if not self._seen(cand):
-                    pool[cand] = None
-                    if len(pool) >= budget:
-                        break
-        return list(pool)
+    def _exclude(self, arch: Architecture) -> None:
+        """Keep `arch` out of future pools (proposed, trained, or measured infeasible)."""
+        self._excluded.add(self.space.values_row(arch).tobytes())
 
-    def _known_infeasible(self, arch: Architecture) -> bool:
-        measured = self.measurements.get(arch)
-        return measured is not None and not self._pre_training_feasible(measured)
+    def _pool_rows(self) -> np.ndarray:
+        """Distinct candidates never proposed and not measured infeasible, as value rows: samples
+        of θ_G, and neighbours of the best feasible networks (half the pool once there are some)."""
+        budget = self.pool_size
+        elite = [self.space.values_row(a) for a in self._elite(5)]
+        rows: list[np.ndarray] = []
+        keys: set[bytes] = set()
+        for _ in range(3):
+            n_mutants = budget // 2 if elite else 0
+            batch = [self.generator.sample_rows(budget - n_mutants, self.rng)]
+            if n_mutants:
+                parents = np.stack(elite)[self.rng.integers(len(elite), size=n_mutants)]
+                n_changes = 1 + (self.rng.random(n_mutants) < 0.3)
+                batch.append(self.generator.mutate_rows(parents, self.rng, n_changes))
+            for row in np.vstack(batch):
+                key = row.tobytes()
+                if key not in keys and key not in self._excluded:
+                    keys.add(key)
+                    rows.append(row)
+            if len(rows) >= budget // 4:
+                break
+        if not rows and self._size is not None and len(self._excluded) < self._size:
+            # θ_G has concentrated on tried points: sweep the rest of a finite space
+            for arch in self.space.enumerate(limit=200_000) or []:
+                row = self.space.values_row(arch)
+                if row.tobytes() not in self._excluded:
+                    rows.append(row)
+                    if len(rows) >= budget:
+                        break
+        return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
 
     def _elite(self, k: int) -> list[Architecture]:
         scored = [r for r in self.records.values() if r.score is not None and r.feasible]
@@ -233,23 +255,22 @@ class GenSynth:
     def _n_initial(self) -> int:
         return min(self.population_size, 10)
 
-    def _rank(self, pool: list[Architecture]) -> list[Architecture]:
-        """Pool ordered by the inquisitor's acquisition (random while data are scarce)."""
-        x = features(self.space, pool)
+    def _rank(self, rows: np.ndarray) -> np.ndarray:
+        """Row indices ordered by the inquisitor's acquisition (random while data are scarce)."""
+        x = self.space.features(rows)
         self._condition()
         p_feasible = self.inquisitor.feasibility(x)
-        for j, arch in enumerate(pool):
-            if arch in self.measurements:
-                p_feasible[j] = 1.0 if self._pre_training_feasible(self.measurements[arch]) else 0.0
+        if self._measured_ok:
+            for j, row in enumerate(rows):
+                if row.tobytes() in self._measured_ok:
+                    p_feasible[j] = 1.0
         trained = sum(1 for r in self.records.values() if r.score is not None)
         if trained < self._n_initial():
-            acquisition = self.rng.random(len(pool)) * np.maximum(p_feasible, 1e-3)
+            acquisition = self.rng.random(len(rows)) * np.maximum(p_feasible, 1e-3)
         else:
-            best = self._best_feasible_score()
-            acquisition = self.inquisitor.expected_improvement(x, best) * p_feasible
-            acquisition += 1e-9 * self.rng.random(len(pool))  # random tie-break
-        order = np.argsort(-acquisition)
-        return [pool[j] for j in order]
+            acquisition = self.inquisitor.expected_improvement(x) * p_feasible
+            acquisition += 1e-9 * self.rng.random(len(rows))  # random tie-break
+        return np.argsort(-acquisition)
 
     def _best_feasible_score(self) -> Optional[float]:
         scores = [r.score for r in self.records.values() if r.score is not None and r.feasible]
@@ -310,18 +331,33 @@ class GenSynth:
             self.on_cycle(stats)
 
     def _predicted_elite(self, k: int = 6) -> list[Architecture]:
-        """Unseen networks the surrogates rank best (mean U x P(feasible))."""
+        """Unseen networks the surrogates rank best among likely-feasible samples of θ_G."""
         if not self.inquisitor.u_model.fitted:
             return []
-        pool = [self.generator.sample(self.rng) for _ in range(min(self.pool_size, 200))]
-        pool = list(dict.fromkeys(a for a in pool if not self._seen(a)))
-        if not pool:
-            return []
-        x = features(self.space, pool)
+        rows = self._unique_samples(min(self.pool_size, 200), exclude_seen=True)
+        order, likely = self._rank_by_prediction(rows)
+        return [self.space.architecture(rows[j]) for j in order[:k] if likely[j]]
+
+    def _unique_samples(self, n: int, exclude_seen: bool) -> np.ndarray:
+        rows = self.generator.sample_rows(n, self.rng)
+        keys: set[bytes] = set()
+        keep = []
+        for j, row in enumerate(rows):
+            key = row.tobytes()
+            if key not in keys and not (exclude_seen and key in self._excluded):
+                keys.add(key)
+                keep.append(j)
+        return rows[keep]
+
+    def _rank_by_prediction(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row order: likely feasible (P >= 0.5) first, then by predicted U; and that flag."""
+        if len(rows) == 0:
+            return np.zeros(0, dtype=int), np.zeros(0, dtype=bool)
+        self._condition()
+        x = self.space.features(rows)
         mean, _ = self.inquisitor.predict_score(x)
-        p = self.inquisitor.feasibility(x)
-        order = np.argsort(-(np.where(p >= 0.5, mean, -np.inf)))
-        return [pool[j] for j in order[:k] if p[j] >= 0.5]
+        likely = self.inquisitor.feasibility(x) >= 0.5
+        return np.lexsort((-mean, ~likely)), likely
 
     # -- results ------------------------------------------------------------------------------
     def best_u(self) -> Optional[float]:
@@ -349,14 +385,9 @@ class GenSynth:
         budget = 20 * n if max_profiler_calls is None else max_profiler_calls
         chosen: list[Architecture] = []
         candidates = [r.arch for r in self.best(n)]
-        samples = list(dict.fromkeys(self.generator.sample(self.rng) for _ in range(max(50 * n, 200))))
-        if samples:
-            self._condition()
-            x = features(self.space, samples)
-            mean, _ = self.inquisitor.predict_score(x)
-            p = self.inquisitor.feasibility(x)
-            order = np.lexsort((-mean, -(p >= 0.5)))  # likely feasible first, then by predicted U
-            candidates += [samples[j] for j in order]
+        rows = self._unique_samples(max(50 * n, 200), exclude_seen=False)
+        order, _ = self._rank_by_prediction(rows)
+        candidates += [self.space.architecture(rows[j]) for j in order[: 40 * n]]
         calls = 0
         for arch in dict.fromkeys(candidates):
             if len(chosen) >= n:
@@ -394,6 +425,7 @@ class GenSynth:
                              for a, m in self.measurements.items()],
             "cycles": [c.as_dict() for c in self.cycles],
             "profiler_calls": self.profiler_calls,
+            "asks": self._asks,
             "results_in_cycle": self._results_in_cycle,
             "rng": self.rng.bit_generator.state,
         }
@@ -407,8 +439,9 @@ class GenSynth:
         for metric, hp in state.get("metric_models", {}).items():
             if metric in self.inquisitor.metric_models:
                 self.inquisitor.metric_models[metric].set_hyperparameters(hp)
-        self.measurements = {self.space.from_parameters(m["parameters"]): dict(m["metrics"])
-                             for m in state.get("measurements", [])}
+        self.measurements = {}
+        for m in state.get("measurements", []):
+            self._remember_measurement(self.space.from_parameters(m["parameters"]), dict(m["metrics"]))
         self.records = {}
         for entry in state.get("records", []):
             self._record(self.space.from_parameters(entry["parameters"]),
@@ -416,4 +449,5 @@ class GenSynth:
         self._results_in_cycle = int(state.get("results_in_cycle", 0))
         self.cycles = [CycleStats(**c) for c in state.get("cycles", [])]
         self.profiler_calls = int(state.get("profiler_calls", 0))
+        self._asks = int(state.get("asks", 0))
         self.rng.bit_generator.state = state["rng"]

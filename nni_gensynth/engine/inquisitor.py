@@ -20,27 +20,12 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 from scipy.special import ndtr, ndtri
+from scipy.stats import rankdata
 
 from .generator import Generator, GeneratorDelta
 from .objective import Requirements
 from .space import Architecture, ChoiceDecision, SearchSpace
 from .surrogate import GaussianProcess
-
-
-def features(space: SearchSpace, archs: Sequence[Architecture]) -> np.ndarray:
-    """One row per architecture: option index for choices, unit coordinate for numeric
-    decisions (normal types squashed to (0, 1)), NaN where a nested decision is inactive."""
-    x = np.full((len(archs), len(space.all_decisions)), np.nan)
-    for r, arch in enumerate(archs):
-        for key, value in arch.values:
-            i = space.index[key]
-            d = space.all_decisions[i]
-            if isinstance(d, ChoiceDecision):
-                x[r, i] = value
-            else:
-                u = d.to_unit(value)
-                x[r, i] = u if d.bounded else float(ndtr(u))
-    return x
 
 
 def categorical_mask(space: SearchSpace) -> np.ndarray:
@@ -67,6 +52,18 @@ class Inquisitor:
         self.u_model = GaussianProcess(mask)
         self.metric_models = {m: GaussianProcess(mask) for m in requirements.metrics}
         self._log_scale: dict[str, bool] = {}
+        self.best_z: Optional[float] = None  # best feasible U on the copula scale
+        self._feature_cache: dict[Architecture, np.ndarray] = {}
+
+    def features(self, archs: Sequence[Architecture]) -> np.ndarray:
+        """Surrogate features of architectures (rows cached: they never change)."""
+        rows = []
+        for arch in archs:
+            row = self._feature_cache.get(arch)
+            if row is None:
+                row = self._feature_cache[arch] = self.space.features(self.space.values_row(arch))[0]
+            rows.append(row)
+        return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
 
     # -- learning -------------------------------------------------------------------------
     def refit(self, records: Sequence[Record], optimize: bool, rng: Optional[np.random.Generator] = None,
@@ -76,9 +73,12 @@ class Inquisitor:
         A requirement surrogate keeps the newest `max_metric_points` measurements: hardware
         metrics are smooth in the architecture, and the posterior cost grows with n³."""
         trained = [r for r in records if r.score is not None]
+        self.best_z = None
         if trained:
-            self.u_model.fit(features(self.space, [r.arch for r in trained]),
-                             np.array([r.score for r in trained]), optimize=optimize, rng=rng)
+            z = copula(np.array([r.score for r in trained]))
+            self.u_model.fit(self.features([r.arch for r in trained]), z, optimize=optimize, rng=rng)
+            feasible_z = [zi for zi, r in zip(z, trained) if r.feasible]
+            self.best_z = max(feasible_z) if feasible_z else None
         for metric, model in self.metric_models.items():
             known = [(r.arch, r.metrics[metric]) for r in records if r.metrics and _is_number(r.metrics.get(metric))]
             if not known:
@@ -92,7 +92,7 @@ class Inquisitor:
                     self._log_scale[metric] = False
                 else:
                     values = np.log(values)
-            model.fit(features(self.space, [a for a, _ in known]), values, optimize=optimize, rng=rng)
+            model.fit(self.features([a for a, _ in known]), values, optimize=optimize, rng=rng)
 
     # -- screening ------------------------------------------------------------------------
     def feasibility(self, x: np.ndarray) -> np.ndarray:
@@ -114,16 +114,18 @@ class Inquisitor:
                 p *= ndtr((mean - limit) / std)
         return p
 
-    def expected_improvement(self, x: np.ndarray, best: Optional[float]) -> np.ndarray:
-        """EI of U over `best` (larger is better); the mean itself while nothing is feasible."""
+    def expected_improvement(self, x: np.ndarray) -> np.ndarray:
+        """EI over the best feasible U so far, on the copula scale of U (larger is better);
+        mean plus std while nothing is feasible."""
         mean, std = self.u_model.predict(x)
+        best = self.best_z
         if best is None or not self.u_model.fitted:
             return mean - mean.min() + std
         z = (mean - best) / std
         return (mean - best) * ndtr(z) + std * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
     def predict_score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Surrogate mean and std of U."""
+        """Surrogate mean and std of U on its copula scale (monotone in U)."""
         return self.u_model.predict(x)
 
     # -- teaching -------------------------------------------------------------------------
@@ -154,7 +156,7 @@ class Inquisitor:
     def _delta_toward(self, generator: Generator, elite: Sequence[Architecture], weights: np.ndarray,
                       learning_rate: float) -> GeneratorDelta:
         delta = GeneratorDelta()
-        x = features(self.space, elite)
+        x = self.features(elite)
         for i, d in enumerate(self.space.all_decisions):
             column = x[:, i]
             active = ~np.isnan(column)
@@ -178,6 +180,15 @@ class Inquisitor:
                 delta.mean[i] = learning_rate * (target_mean - mean)
                 delta.log_std[i] = learning_rate * (math.log(max(target_std, generator.min_std)) - generator.log_std[i])
         return delta
+
+
+def copula(values: np.ndarray) -> np.ndarray:
+    """Gaussian copula transform: ranks mapped to standard-normal quantiles.
+
+    U can be anything a user reports, often with outliers (a diverged training, a
+    disconnected cell at chance accuracy) that would dominate a GP fitted on raw values; the
+    transform keeps only the order, which is all the search needs (Salinas et al., 2020)."""
+    return ndtri((rankdata(values) - 0.5) / len(values))
 
 
 def _rank_weights(n: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from scipy.special import ndtr
 
 from .fingerprint import canonical_json, text_hash
 
@@ -89,32 +90,46 @@ class NumericDecision:
 
     def to_unit(self, value: float) -> float:
         """Unit coordinate of a value: u in [0, 1] if bounded, else a standard score."""
-        x = math.log(value) if self.log else float(value)
-        if self.bounded:
-            lo, hi = self._lo_hi()
-            return 0.5 if hi == lo else min(max((x - lo) / (hi - lo), 0.0), 1.0)
-        return (x - self.mu) / self.sigma
+        return float(self.to_unit_array(np.array([value], dtype=float))[0])
 
     def from_unit(self, u: float) -> Union[int, float]:
         """The legal value at unit coordinate u (rounded to q / integers, clipped to bounds)."""
-        if self.bounded:
-            lo, hi = self._lo_hi()
-            x = lo + min(max(u, 0.0), 1.0) * (hi - lo)
-        else:
-            x = self.mu + u * self.sigma
-        if self.log:
-            x = math.exp(x)
-        return self.legalize(x)
+        x = float(self.from_unit_array(np.array([u], dtype=float))[0])
+        return int(x) if self.integer else x
 
     def legalize(self, x: float) -> Union[int, float]:
         """Round and clip a raw value exactly as NNI defines the type."""
-        if self.integer:
-            return int(min(max(round(x), self.low), self.high))
-        if self.q is not None:
-            x = round(x / self.q) * self.q
+        v = float(self.legalize_array(np.array([x], dtype=float))[0])
+        return int(v) if self.integer else v
+
+    def to_unit_array(self, values: np.ndarray) -> np.ndarray:
+        """`to_unit` for an array of values."""
+        x = np.log(values) if self.log else np.asarray(values, dtype=float)
         if self.bounded:
-            x = min(max(x, self.low), self.high)
-        return float(x)
+            lo, hi = self._lo_hi()
+            return np.full_like(x, 0.5) if hi == lo else np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+        return (x - self.mu) / self.sigma
+
+    def from_unit_array(self, units: np.ndarray) -> np.ndarray:
+        """`from_unit` for an array of unit coordinates (integers returned as floats)."""
+        if self.bounded:
+            lo, hi = self._lo_hi()
+            x = lo + np.clip(units, 0.0, 1.0) * (hi - lo)
+        else:
+            x = self.mu + np.asarray(units, dtype=float) * self.sigma
+        if self.log:
+            x = np.exp(x)
+        return self.legalize_array(x)
+
+    def legalize_array(self, x: np.ndarray) -> np.ndarray:
+        """`legalize` for an array (round half to even, as Python's round in NNI)."""
+        if self.integer:
+            return np.clip(np.round(x), self.low, self.high) + 0.0
+        if self.q is not None:
+            x = np.round(x / self.q) * self.q
+        if self.bounded:
+            x = np.clip(x, self.low, self.high)
+        return x + 0.0  # no negative zero: rows are compared by their bytes
 
     def validate(self, value: Any) -> Union[int, float]:
         """`value` if it is legal for this decision, else SearchSpaceError naming the key."""
@@ -182,6 +197,42 @@ class SearchSpace:
         # every decision, nested ones included, in a fixed depth-first order
         self.all_decisions: tuple[Decision, ...] = tuple(_walk(self.decisions))
         self.index: dict[Key, int] = {d.key: i for i, d in enumerate(self.all_decisions)}
+        # for each decision: (column of the parent choice, option index) or None at top level
+        self.parent: tuple = tuple(
+            (self.index[d.key[:-2]], d.key[-2]) if len(d.key) >= 3 else None for d in self.all_decisions)
+
+    # -- value rows: the numeric form the generator and the surrogates work on ----------------
+    # A row has one column per decision in `all_decisions`: the option index of a choice, the
+    # value of a numeric decision, NaN where a nested decision is inactive.
+    def values_row(self, arch: Architecture) -> np.ndarray:
+        """The value row of an Architecture."""
+        row = np.full(len(self.all_decisions), np.nan)
+        for key, value in arch.values:
+            row[self.index[key]] = value
+        return row + 0.0  # no negative zero: rows are compared by their bytes
+
+    def architecture(self, row: np.ndarray) -> Architecture:
+        """The Architecture of a value row (NaN columns are inactive)."""
+        values = []
+        for i, d in enumerate(self.all_decisions):
+            v = row[i]
+            if v == v:  # not NaN
+                values.append((d.key, int(v) if isinstance(d, ChoiceDecision) or d.integer else float(v)))
+        return self.make(values)
+
+    def features(self, rows: np.ndarray) -> np.ndarray:
+        """Surrogate features of value rows: option index for choices, unit coordinate for
+        numeric decisions (normal types squashed to (0, 1) by the normal CDF), NaN if inactive."""
+        rows = np.atleast_2d(rows)
+        out = rows.astype(float, copy=True)
+        for i, d in enumerate(self.all_decisions):
+            if isinstance(d, NumericDecision):
+                col = rows[:, i]
+                ok = ~np.isnan(col)
+                if ok.any():
+                    u = d.to_unit_array(col[ok])
+                    out[ok, i] = u if d.bounded else ndtr(u)
+        return out
 
     # -- size -------------------------------------------------------------------------
     def size(self) -> Optional[int]:
