@@ -40,7 +40,7 @@ def test_report_of_a_running_experiment_reads_the_rest_api(live, tmp_path):
     experiment, workdir = live
     index = write_report(experiment.id, tmp_path, experiment_dir=workdir, port=experiment.port)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["source"] == "rest" and summary["status"] in ("RUNNING", "NO_MORE_TRIAL", "DONE")
+    assert summary["source"] == "rest" and summary["status"] in ("RUNNING", "NO_MORE_TRIAL", "TUNER_NO_MORE_TRIAL", "DONE")
     finals = {m["trialJobId"]: decode_metric(m["data"]) for m in rest(experiment.port, "metric-data") if m["type"] == "FINAL"}
     assert summary["counts"]["with_results"] >= MIN_RESULTS
     assert summary["counts"]["trials"] == len(rest(experiment.port, "trial-jobs"))
