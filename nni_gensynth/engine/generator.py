@@ -207,8 +207,8 @@ class Generator:
     def _floor_choice(self, i: int) -> None:
         p = self.probabilities(i)
         floor = self.min_share / len(p)
-        p = np.maximum(p, floor)
-        p = p / p.sum()
+        if p.min() < floor:  # mix with the uniform so that every option keeps `floor`
+            p = floor + (1.0 - self.min_share) * (p - p.min()) / (1.0 - len(p) * p.min())
         self.logits[i] = np.log(p) - np.log(p).max()
 
     # -- persistence ----------------------------------------------------------------------------
