@@ -10,6 +10,7 @@ import hashlib
 import os
 import sqlite3
 import time
+import zlib
 from contextlib import closing
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS measurements (
     backend TEXT NOT NULL,
     runtime TEXT NOT NULL,
     created REAL NOT NULL,
-    measurement TEXT NOT NULL
+    measurement BLOB NOT NULL  -- zlib-compressed Measurement JSON (raw samples compress ~3x)
 );
 CREATE TABLE IF NOT EXISTS runtimes (
     device_id TEXT NOT NULL,
@@ -73,7 +74,7 @@ class MeasurementCache:
         """The stored measurement for ``key``, or None."""
         with closing(self._connect()) as db:
             row = db.execute("SELECT measurement FROM measurements WHERE key = ?", (key,)).fetchone()
-        return Measurement.from_json(row[0], from_cache=True) if row else None
+        return _decode(row[0]) if row else None
 
     def put(self, key: str, measurement: Measurement) -> None:
         """Store a successful measurement (and remember the device's runtime)."""
@@ -83,7 +84,7 @@ class MeasurementCache:
             db.execute(
                 "INSERT OR REPLACE INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, spec.arch_hash, spec.profile, spec.profile_fingerprint, spec.device_id, spec.backend,
-                 spec.runtime, measurement.created, measurement.to_json()))
+                 spec.runtime, measurement.created, zlib.compress(measurement.to_json().encode("utf-8"), 6)))
             db.execute("INSERT OR REPLACE INTO runtimes VALUES (?, ?, ?, ?)",
                        (spec.device_id, spec.backend, spec.runtime, time.time()))
             db.execute("COMMIT")
@@ -102,4 +103,8 @@ class MeasurementCache:
     def __iter__(self) -> Iterator[Measurement]:
         with closing(self._connect()) as db:
             rows = db.execute("SELECT measurement FROM measurements ORDER BY created").fetchall()
-        return iter([Measurement.from_json(r[0], from_cache=True) for r in rows])
+        return iter([_decode(r[0]) for r in rows])
+
+
+def _decode(blob: bytes) -> Measurement:
+    return Measurement.from_json(zlib.decompress(blob).decode("utf-8"), from_cache=True)
