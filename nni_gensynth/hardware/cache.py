@@ -106,5 +106,6 @@ class MeasurementCache:
         return iter([_decode(r[0]) for r in rows])
 
 
-def _decode(blob: bytes) -> Measurement:
-    return Measurement.from_json(zlib.decompress(blob).decode("utf-8"), from_cache=True)
+def _decode(blob: "bytes | str") -> Measurement:
+    text = blob if isinstance(blob, str) else zlib.decompress(blob).decode("utf-8")  # str: rows before compression
+    return Measurement.from_json(text, from_cache=True)
