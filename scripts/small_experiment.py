@@ -74,6 +74,14 @@ def finished_trials(experiment: Any) -> int:
     return sum(1 for job in experiment.list_trial_jobs() if job.finalMetricData)
 
 
+def forget(experiment: Any) -> None:
+    """Remove a stopped throw-away experiment from NNI's registry (~/nni-experiments/.experiment),
+    so `nnictl experiment list` does not keep entries whose folders are gone."""
+    from nni.tools.nnictl.config_utils import Experiments
+
+    Experiments().remove_experiment(experiment.id)
+
+
 def record(out_dir: Path) -> str:
     """Run the fixture experiment to DONE and copy its database and GenSynth state to `out_dir`."""
     with tempfile.TemporaryDirectory(prefix="gensynth-record-") as tmp:
@@ -82,6 +90,7 @@ def record(out_dir: Path) -> str:
             wait(experiment, lambda e: e.get_status() == "DONE", timeout_s=600)
         finally:
             experiment.stop()
+            forget(experiment)
         exp_dir = Path(tmp) / experiment.id
         out_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy(exp_dir / "db" / "nni.sqlite", out_dir / "nni.sqlite")

@@ -127,6 +127,7 @@ def run_small_experiment(out_dir: Path, min_results: int = 3, port: Optional[int
             return capture(experiment.port, out_dir, min_results=min_results)
         finally:
             experiment.stop()
+            small_experiment.forget(experiment)
 
 
 def main() -> int:

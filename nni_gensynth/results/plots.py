@@ -8,7 +8,6 @@ cycles.png: per generator cycle, best U, the feasible fraction and the generator
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -154,9 +153,3 @@ def legend_texts(figure: Figure) -> list[str]:
 def axis_labels(figure: Figure) -> list[tuple[str, str]]:
     return [(ax.get_xlabel(), ax.get_ylabel()) for ax in figure.axes]
 
-
-def optional_note(record: ExperimentRecord) -> Optional[str]:
-    """Why a report may look empty (no results yet), or None."""
-    if not any(has_result(t) for t in record.trials):
-        return f"experiment {record.experiment_id} has no successful trial with a final result yet"
-    return None
