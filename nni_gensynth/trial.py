@@ -2,6 +2,7 @@
 
     python -m nni_gensynth.trial [--epochs N] [--hw-profile host-cpu] [--constraints JSON]
                                  [--image-size 16] [--seed S] [--parameters JSON] [--data DIR]
+                                 [--skip-infeasible] [--builder NAME|module:callable]
 
 Parameters come from `nni.get_next_parameter()`, or from `--parameters` to run outside NNI.
 Order of work: build the network, count params and MACs (torch's FlopCounterMode), measure
@@ -13,13 +14,17 @@ Final result (`nni.report_final_result`), a dict:
     default         accuracy if the network is feasible (meets --constraints), else 0.0 —
                     so tuners that only read `default` (TPE, Random, ...) optimise accuracy
                     subject to the constraints;
-    accuracy        held-out top-1 accuracy, fraction 0-1 (None if training was skipped);
+    accuracy        top-1 accuracy on the held-out split (digits: the fixed stratified 20%,
+                    360 images; CIFAR-10: test_batch), fraction 0-1; None only when
+                    --skip-infeasible skipped training of a network measured infeasible;
     latency_ms, latency_p90_ms, cv, energy_mj, energy_source, peak_mem_mb, backend, device
                     from nni_gensynth.hardware.measure (None without a hardware profile);
     params, macs    raw counts (MACs = FLOPs / 2, see nni_gensynth.counting);
     netscore        NetScore in dB from accuracy %, params in M and MACs in G;
     feasible        bool: every constraint met by the measured/reported metrics;
-    trained, arch, arch_hash, train_seconds, measure_seconds.
+    trained, arch (compact architecture string), network (arch without skipped stages: equal
+                    for parameter dicts that build the same network), arch_hash (measurement
+                    cache key), lr, train_seconds, measure_seconds.
 Per epoch `nni.report_intermediate_result({"default": accuracy, "accuracy", "loss"})`.
 Outside NNI the final dict is also printed as JSON on the last line of stdout. An exception
 prints its traceback to stderr and exits with status 1, which NNI marks as FAILED.
@@ -111,15 +116,18 @@ def _check_constraint_metrics(names: Sequence[str], metrics: Mapping[str, Any], 
 
 
 def measurement_hash(parameters: Mapping[str, Any], builder: str, input_shape: Sequence[int],
-                     num_classes: int) -> str:
-    """What a hardware measurement depends on: the architecture keys (not training hyperparameters),
-    the builder, the input shape and the class count. The trial and `TrialProfiler` share it, so a
-    network the tuner measured before proposing it is a cache hit when its trial runs."""
+                     num_classes: int, network_key: Optional[str] = None) -> str:
+    """What a hardware measurement depends on: the network (its builder's `network_key` when it
+    has one, else the architecture keys without training hyperparameters), the builder, the input
+    shape and the class count. The trial and `TrialProfiler` share it, so a network the tuner
+    measured before proposing it is a cache hit when its trial runs."""
     from .engine.fingerprint import architecture_hash
     from .training import HYPERPARAMETER_KEYS
 
-    arch_keys = {k: v for k, v in parameters.items() if k not in HYPERPARAMETER_KEYS}
-    return architecture_hash({"parameters": arch_keys, "builder": builder,
+    network: Any = network_key
+    if network is None:
+        network = {k: v for k, v in parameters.items() if k not in HYPERPARAMETER_KEYS}
+    return architecture_hash({"network": network, "builder": builder,
                               "input_shape": [int(d) for d in input_shape], "num_classes": int(num_classes)})
 
 
@@ -155,7 +163,8 @@ class TrialProfiler:
 
         model = build_model(parameters, num_classes=self.num_classes, in_channels=self.channels,
                             builder=self.builder).eval()
-        arch_hash = measurement_hash(parameters, self.builder, self.input_shape, self.num_classes)
+        arch_hash = measurement_hash(parameters, self.builder, self.input_shape, self.num_classes,
+                                     getattr(model, "network_key", None))
         metrics = dict(measure(model, self.hw_profile, input_shape=self.input_shape, arch_hash=arch_hash,
                                use_cache=self.use_cache).metrics())
         metrics.update(count(model, self.input_shape))
@@ -198,7 +207,8 @@ def run_trial(parameters: Mapping[str, Any], options: TrialOptions = TrialOption
     counts = count(model, input_shape)
     spec = getattr(model, "spec", None)
     arch = spec.arch_string() if hasattr(spec, "arch_string") else None
-    arch_hash = measurement_hash(parameters, options.builder, input_shape, data.num_classes)
+    arch_hash = measurement_hash(parameters, options.builder, input_shape, data.num_classes,
+                                 getattr(model, "network_key", None))
     _log(f"arch={arch} params={counts['params']} macs={counts['macs']} hash={arch_hash}")
 
     started = time.perf_counter()
@@ -237,6 +247,7 @@ def run_trial(parameters: Mapping[str, Any], options: TrialOptions = TrialOption
         "feasible": bool(feasible),
         "trained": accuracy is not None,
         "arch": arch,
+        "network": getattr(model, "network_key", None),
         "arch_hash": arch_hash,
         "lr": config.lr,
         "measure_seconds": round(measure_seconds, 3),

@@ -128,3 +128,12 @@ def test_round_channels():
     assert round_channels(20) == 24
     assert round_channels(3) == 8
     assert round_channels(17, divisor=4) == 16
+
+
+def test_network_string_ignores_settings_of_skipped_stages():
+    a = {**smallest(), "stage4_depth": 0, "stage4_kernel": 3}
+    b = {**a, "stage4_kernel": 5, "stage4_width": 128}
+    assert build_model(a).network_key == build_model(b).network_key
+    assert build_model(a).spec.arch_string() != build_model(b).spec.arch_string()
+    c = {**a, "stage4_depth": 1}
+    assert build_model(c).network_key != build_model(a).network_key

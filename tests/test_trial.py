@@ -104,6 +104,10 @@ def test_profiler_measures_what_the_trial_measures(tmp_path, monkeypatch):
         measurement_hash(SMALL, "macro_mobilenet", (1, 1, 16, 16), 10)
     assert measurement_hash(SMALL, "macro_mobilenet", (1, 1, 32, 32), 10) != \
         measurement_hash(SMALL, "macro_mobilenet", (1, 1, 16, 16), 10)
+    # the same network from different parameter dicts (a skipped stage's kernel) is one measurement
+    skipped_kernel = {**SMALL, "stage4_kernel": 5}  # SMALL has stage4_depth 0
+    again = TrialProfiler(hw_profile="host-cpu", image_size=16, channels=1)(skipped_kernel)
+    assert again["latency_ms"] == before["latency_ms"]
     metrics = run_trial({**SMALL, "lr": 0.02}, TrialOptions(epochs=1, hw_profile="host-cpu", progress=False))
     assert metrics["latency_ms"] == before["latency_ms"]  # a cache hit, not a second measurement
     assert metrics["macs"] == before["macs"] and metrics["params"] == before["params"]

@@ -76,6 +76,11 @@ class MacroSpec:
         """Compact text form, e.g. 'stem16|ir_r1_k3_s1_e1_c16|ir_r2_k5_s2_e6_c24|...'."""
         return "|".join([f"stem{self.stem_width}"] + [s.token() for s in self.stages])
 
+    def network_string(self) -> str:
+        """The arch string without depth-0 stages: equal for parameter dicts that build the same
+        network (a skipped stage's width, kernel and expansion do not matter)."""
+        return "|".join([f"stem{self.stem_width}"] + [s.token() for s in self.stages if s.depth > 0])
+
     @classmethod
     def from_arch_string(cls, text: str) -> "MacroSpec":
         """Inverse of `arch_string()`."""
@@ -162,6 +167,11 @@ class MacroMobileNet(nn.Module):
                 channels = width
         self.blocks = nn.Sequential(*blocks)
         self.head = ClassifierHead(channels, num_classes)
+
+    @property
+    def network_key(self) -> str:
+        """Identifies the network built (see MacroSpec.network_string); used for measurement caching."""
+        return self.spec.network_string()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.blocks(self.stem(x)))
