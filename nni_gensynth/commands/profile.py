@@ -103,6 +103,9 @@ def _print_human(measurement: Any, model: str) -> None:
           f"{measurement.spec.threads} thread(s){', from the cache' if measurement.from_cache else ''}")
     print(f"latency      median {m['latency_ms']:.4g} ms   p90 {m['latency_p90_ms']:.4g} ms   "
           f"IQR {m['latency_iqr_ms']:.3g} ms   CV {m['cv']:.1%} (robust {m['robust_cv']:.1%}), n={m['samples']}")
+    if m.get("latency_cpu_ms") is not None:
+        print(f"cpu time     median {m['latency_cpu_ms']:.4g} ms per inference (the measuring thread's CPU time: "
+              f"what the latency would be with no other programs running)")
     print(f"energy       {m['energy_mj']:.4g} mJ per inference (source: {m['energy_source']})")
     print(f"peak memory  {m['peak_mem_mb']:.1f} MB")
     print(f"thermal      max {'n/a' if temp is None else f'{temp:.1f} C'}, throttled: "
