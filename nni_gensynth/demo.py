@@ -201,12 +201,24 @@ def wait_for_end(experiment: Any, max_trials: Optional[int], timeout_s: float, p
         time.sleep(poll_s)
 
 
-def write_report(experiment_id: str, trials: Sequence[TrialSummary], out_dir: Path = RESULTS_DIR) -> Path:
-    """Hook for the experiment report (`gensynth report`). For now: the demo's trials as JSON."""
+def write_report(experiment_id: str, trials: Sequence[TrialSummary], out_dir: Path = RESULTS_DIR,
+                 experiment_dir: Optional[Path] = None) -> Path:
+    """The end-of-demo report: the trials as JSON (results/demo-<id>.json), and the experiment
+    report of `gensynth report` (results/<id>/index.html, from the stopped experiment's database).
+    A failing report is a warning, not a failed demo. Returns the JSON's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"demo-{experiment_id}.json"
     path.write_text(json.dumps({"experiment_id": experiment_id,
                                 "trials": [t.__dict__ for t in trials]}, indent=1, sort_keys=True))
+    if experiment_dir is not None:
+        try:
+            from .results import write_report as write_experiment_report
+
+            index = write_experiment_report(experiment_id, out_dir / experiment_id, experiment_dir=experiment_dir)
+            print(f"[demo] report: {index}", flush=True)
+        except Exception as exc:  # the demo's own results are already saved
+            print(f"[demo] warning: the experiment report was not written: {type(exc).__name__}: {exc}",
+                  file=sys.stderr, flush=True)
     return path
 
 
@@ -257,7 +269,7 @@ def run_demo(config_path: str | Path, port: Optional[int] = None, timeout_s: Opt
     print(format_table(best) if best else "  none")
     if best:
         print(f"[demo] best parameters: {json.dumps(best[0].parameters, sort_keys=True)}")
-    report = write_report(experiment.id, trials)
+    report = write_report(experiment.id, trials, experiment_dir=workdir)
     print(f"[demo] results: {report}")
     if outcome == 0 and succeeded == 0:
         print("[demo] FAILED: the experiment ended DONE but no trial succeeded", file=sys.stderr)
