@@ -55,18 +55,21 @@ class GenSynthTuner(Tuner):
         prototype: a parameter dict to start the generator from (θ_G centred on it).
         population_size: results per generator cycle (one Δθ_G per cycle).
         seed: makes the search reproducible.
-        max_profiler_calls: device measurements allowed per proposed trial.
+        max_profiler_calls: device measurements allowed per proposed trial, on average.
+        probing: learn from the probe responses trials report (metric key "responses"), e.g.
+            move widths toward the channels that carry importance; False for the ablation.
     """
 
     def __init__(self, optimize_mode: str = MAXIMIZE, objective: str = "default",
                  constraints: Optional[Mapping[str, Any]] = None,
                  profiler: Union[str, Callable[[dict], Mapping[str, float]], None] = None,
                  hw_profile: Optional[str] = None, prototype: Optional[Mapping[str, Any]] = None,
-                 population_size: int = 10, seed: Optional[int] = None, max_profiler_calls: int = 4) -> None:
+                 population_size: int = 10, seed: Optional[int] = None, max_profiler_calls: int = 4,
+                 probing: bool = True) -> None:
         super().__init__()
         try:
             self._configure(optimize_mode, objective, constraints, profiler, hw_profile, prototype,
-                            population_size, seed, max_profiler_calls)
+                            population_size, seed, max_profiler_calls, probing)
         except (TypeError, ValueError) as exc:
             _report_fatal_to_nni(f"GenSynth classArgs: {exc}")
             raise
@@ -80,7 +83,7 @@ class GenSynthTuner(Tuner):
 
     def _configure(self, optimize_mode: str, objective: str, constraints: Optional[Mapping[str, Any]],
                    profiler: Any, hw_profile: Optional[str], prototype: Optional[Mapping[str, Any]],
-                   population_size: int, seed: Optional[int], max_profiler_calls: int) -> None:
+                   population_size: int, seed: Optional[int], max_profiler_calls: int, probing: bool) -> None:
         """Validate classArgs and store them under their own names (errors name the argument)."""
         if optimize_mode not in (MAXIMIZE, MINIMIZE):
             raise ValueError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}")
@@ -94,6 +97,8 @@ class GenSynthTuner(Tuner):
         _check_int("max_profiler_calls", max_profiler_calls, minimum=1)
         if seed is not None:
             _check_int("seed", seed, minimum=0)
+        if not isinstance(probing, bool):
+            raise TypeError(f"probing must be true or false, got {probing!r}")
         if prototype is not None and not isinstance(prototype, Mapping):
             raise TypeError(f"prototype must be a parameter dict, got {type(prototype).__name__}")
         self.optimize_mode = optimize_mode
@@ -105,6 +110,7 @@ class GenSynthTuner(Tuner):
         self.population_size = population_size
         self.seed = seed
         self.max_profiler_calls = max_profiler_calls
+        self.probing = probing
 
         self._requirements = requirements
         self._objective = Objective(objective, optimize_mode)
@@ -130,7 +136,7 @@ class GenSynthTuner(Tuner):
             self._engine = GenSynth(space, self._objective, self._requirements, profiler=self._profiler_fn,
                                     prototype=self.prototype, population_size=self.population_size,
                                     seed=self.seed, max_profiler_calls=self.max_profiler_calls,
-                                    on_cycle=self._on_cycle)
+                                    use_responses=self.probing, on_cycle=self._on_cycle)
             self._pending.clear()
             if self._saved_state is not None:
                 try:

@@ -118,3 +118,20 @@ def test_profiler_failures_do_not_stop_the_search():
         p = space.to_parameters(arch)
         engine.tell(arch, {"accuracy": accuracy(p), "latency_ms": latency(p)})
     assert len(engine.records) == 12
+
+
+def test_probe_responses_move_the_generator_and_the_ablation_ignores_them():
+    """Trials whose probes say "16 channels carry the importance" teach θ_G to narrow the layer."""
+    space = SearchSpace({"width": {"_type": "quniform", "_value": [8, 64, 8]},
+                         "k": {"_type": "choice", "_value": [3, 5]}})
+    means = {}
+    for use in (True, False):
+        engine = GenSynth(space, Objective("accuracy"), seed=0, population_size=4, use_responses=use)
+        for _ in range(24):
+            arch = engine.ask()
+            p = space.to_parameters(arch)
+            engine.tell(arch, {"accuracy": 0.9 + 0.001 * p["k"],
+                               "responses": '{"width": {"target": 16, "weight": 1.0}, "nope": {"target": 1}}'})
+        means[use] = engine.generator.mean[space.index[("width",)]]
+    target = space.decisions[0].to_unit(16)
+    assert abs(means[False] - target) > abs(means[True] - target) + 0.1  # moved toward 16 channels

@@ -13,6 +13,7 @@ meet 1_r by measurement.
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +30,21 @@ from .space import Architecture, SearchSpace
 _logger = logging.getLogger("nni_gensynth.engine")
 
 Profiler = Callable[[dict], Mapping[str, float]]
+
+# A trial's probe responses travel in its metric dict under this key, as a dict or a JSON
+# string: {decision name: {"target": value in the decision's domain, "weight": 0..1}}.
+RESPONSES_KEY = "responses"
+
+
+def parse_responses(raw: Any) -> Optional[dict]:
+    """Probe responses from a reported value (dict or JSON text); None when absent or unusable."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            _logger.warning("probe responses are not valid JSON; ignored")
+            return None
+    return dict(raw) if isinstance(raw, Mapping) and raw else None
 
 # The surrogates work on matrices of a few hundred rows: one BLAS thread is faster than two
 # fighting over a shared CPU, and keeps the tuner from starving the trials beside it.
@@ -67,6 +83,7 @@ class GenSynth:
                  requirements: Optional[Requirements] = None, *, profiler: Optional[Profiler] = None,
                  prototype: Optional[Mapping[str, Any]] = None, population_size: int = 10,
                  seed: Optional[int] = None, max_profiler_calls: int = 4, pool_size: int = 300,
+                 use_responses: bool = True,
                  on_cycle: Optional[Callable[[CycleStats], None]] = None) -> None:
         if population_size < 2:
             raise ValueError(f"population_size must be at least 2, got {population_size}")
@@ -79,6 +96,7 @@ class GenSynth:
         self.population_size = population_size
         self.max_profiler_calls = max_profiler_calls
         self.pool_size = pool_size
+        self.use_responses = use_responses
         self.on_cycle = on_cycle
         self.prototype = space.from_parameters(prototype) if prototype is not None else None
         self.seed = seed
@@ -123,10 +141,13 @@ class GenSynth:
         self.pending.discard(arch)
         merged = dict(self.measurements.get(arch, {}))
         score = None
+        responses = None
         if metrics is not None:
-            merged.update({k: v for k, v in metrics.items()})
+            merged.update({k: v for k, v in metrics.items() if k != RESPONSES_KEY})
             score = self.objective.score(merged)
+            responses = parse_responses(metrics.get(RESPONSES_KEY))
         record = self.records.get(arch) or Record(arch)
+        record.responses = responses
         if score is None:
             self.failed.add(arch)
         else:
@@ -307,7 +328,8 @@ class GenSynth:
         self.inquisitor.refit(self._all_records(), optimize=True, rng=self.rng)
         self._conditioned_on = self._data_version
         predicted = self._predicted_elite()
-        delta = self.inquisitor.generator_delta(self.generator, list(self.records.values()), predicted)
+        delta = self.inquisitor.generator_delta(self.generator, list(self.records.values()), predicted,
+                                                use_responses=self.use_responses)
         self.generator.apply(delta)
         window = list(self.records.values())[-self._results_in_cycle:]
         stats = CycleStats(
@@ -420,7 +442,8 @@ class GenSynth:
             "u_model": self.inquisitor.u_model.hyperparameters(),
             "metric_models": {m: g.hyperparameters() for m, g in self.inquisitor.metric_models.items()},
             "records": [{"parameters": self.space.to_parameters(r.arch), "metrics": r.metrics,
-                         "trained": r.score is not None} for r in self.records.values()],
+                         "responses": r.responses, "trained": r.score is not None}
+                        for r in self.records.values()],
             "measurements": [{"parameters": self.space.to_parameters(a), "metrics": m}
                              for a, m in self.measurements.items()],
             "cycles": [c.as_dict() for c in self.cycles],
@@ -444,8 +467,8 @@ class GenSynth:
             self._remember_measurement(self.space.from_parameters(m["parameters"]), dict(m["metrics"]))
         self.records = {}
         for entry in state.get("records", []):
-            self._record(self.space.from_parameters(entry["parameters"]),
-                         entry["metrics"] if entry.get("trained") else None)
+            metrics = dict(entry["metrics"], **{RESPONSES_KEY: entry.get("responses")}) if entry.get("trained") else None
+            self._record(self.space.from_parameters(entry["parameters"]), metrics)
         self._results_in_cycle = int(state.get("results_in_cycle", 0))
         self.cycles = [CycleStats(**c) for c in state.get("cycles", [])]
         self.profiler_calls = int(state.get("profiler_calls", 0))

@@ -24,7 +24,7 @@ from scipy.stats import rankdata
 
 from .generator import Generator, GeneratorDelta
 from .objective import Requirements
-from .space import Architecture, ChoiceDecision, SearchSpace
+from .space import Architecture, ChoiceDecision, SearchSpace, SearchSpaceError, key_name
 from .surrogate import GaussianProcess
 
 
@@ -40,6 +40,7 @@ class Record:
     score: Optional[float] = None  # U oriented so larger is better; None if not trained or failed
     metrics: Optional[dict] = None  # everything known: trained result and measurements
     feasible: Optional[bool] = None  # 1_r, None while unknown
+    responses: Optional[dict] = None  # probe responses: {decision name: {"target": v, "weight": w}}
 
 
 class Inquisitor:
@@ -131,7 +132,8 @@ class Inquisitor:
     # -- teaching -------------------------------------------------------------------------
     def generator_delta(self, generator: Generator, records: Sequence[Record],
                         predicted: Sequence[Architecture] = (), learning_rate: float = 0.5,
-                        elite_fraction: float = 0.25, max_elite: int = 12) -> GeneratorDelta:
+                        elite_fraction: float = 0.25, max_elite: int = 12,
+                        use_responses: bool = True) -> GeneratorDelta:
         """Δθ_G: moves θ_G toward the elite — the best feasible trained networks (or the least
         infeasible when none is feasible yet), joined at half weight by the networks the
         surrogates rank best among `predicted`."""
@@ -151,7 +153,48 @@ class Inquisitor:
             extra = list(predicted)[: max(1, k // 2)]
             elite += extra
             weights += [0.5 * w for w in _rank_weights(len(extra))]
+        if use_responses:
+            # what the probes say the elite networks should have been: each response moves
+            # its decision (e.g. a width toward the channels that carry importance, a block
+            # whose removal costs little toward removal), weighted by the network's rank
+            for record, w in zip(ranked[:k], _rank_weights(k)):
+                suggestion = self.suggested_architecture(record)
+                if suggestion is not None:
+                    arch, confidence = suggestion
+                    elite.append(arch)
+                    weights.append(w * confidence)
         return self._delta_toward(generator, elite, np.array(weights), learning_rate)
+
+    def suggested_architecture(self, record: Record) -> Optional[tuple[Architecture, float]]:
+        """The record's network with every probed decision set to its response target, and the
+        mean response weight; None when the record carries no usable response."""
+        if not record.responses:
+            return None
+        values = record.arch.as_dict()
+        weights = []
+        by_name = {key_name(d.key): d for d in self.space.all_decisions}
+        for name, response in record.responses.items():
+            d = by_name.get(name)
+            if d is None or d.key not in values or not isinstance(response, Mapping) or "target" not in response:
+                continue
+            weight = response.get("weight", 1.0)
+            if not _is_number(weight) or weight <= 0:
+                continue
+            try:
+                if isinstance(d, ChoiceDecision):
+                    if d.subspaces[values[d.key]] or d.nested:
+                        continue  # changing a nested choice would need its sub-decisions
+                    values[d.key] = self.space.parse_decision_value(d, response["target"])
+                elif _is_number(response["target"]):
+                    values[d.key] = d.legalize(float(response["target"]))
+                else:
+                    continue
+            except SearchSpaceError:
+                continue
+            weights.append(float(min(weight, 1.0)))
+        if not weights:
+            return None
+        return self.space.make(list(values.items())), float(np.mean(weights))
 
     def _delta_toward(self, generator: Generator, elite: Sequence[Architecture], weights: np.ndarray,
                       learning_rate: float) -> GeneratorDelta:
