@@ -72,3 +72,33 @@ def test_write_report_hook_saves_trials(tmp_path):
 def test_missing_config_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yml"):
         demo.run_demo(tmp_path / "nope.yml")
+
+
+def test_real_experiment_with_bad_classargs_fails_loudly_and_stops(tmp_path, capsys):
+    """A real NNI run: GenSynth rejects a bad optimize_mode in __init__, the experiment ends ERROR,
+    the demo names the reason, exits non-zero, and leaves no NNI manager running."""
+    import psutil
+
+    config = tmp_path / "bad.yml"
+    config.write_text(f"""
+experimentName: demo-bad-classargs
+searchSpaceFile: {REPO / 'search_spaces' / 'mobilenet_macro.json'}
+trialCommand: python3 -m nni_gensynth.trial --epochs 1 --hw-profile none
+trialCodeDirectory: {tmp_path}
+experimentWorkingDirectory: {tmp_path / 'nni'}
+trialConcurrency: 1
+maxTrialNumber: 2
+maxExperimentDuration: 3m
+tuner:
+  name: GenSynth
+  classArgs: {{optimize_mode: sideways}}
+trainingService:
+  platform: local
+""")
+    code = demo.run_demo(config, timeout_s=120, poll_s=1)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "ERROR" in err and "optimize_mode" in err
+    managers = [p for p in psutil.process_iter(["cmdline"])
+                if any(str(tmp_path / "nni") in part for part in (p.info["cmdline"] or []))]
+    assert managers == []
