@@ -40,6 +40,28 @@ def column_distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> n
     return out
 
 
+def weighted_distance(a: np.ndarray, b: np.ndarray, categorical: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_d w_d · δ_d(a_i, b_j), the same as contracting `column_distances` with w, computed
+    without the (d, n, m) array: categorical columns through one-hot matrix products (NaN is
+    its own category, which gives exactly the inactive-column rule), continuous ones directly."""
+    out = np.zeros((a.shape[0], b.shape[0]))
+    onehot_a, onehot_b = [], []
+    for d in range(a.shape[1]):
+        if categorical[d]:
+            codes_a = np.where(np.isnan(a[:, d]), -1, a[:, d]).astype(int) + 1
+            codes_b = np.where(np.isnan(b[:, d]), -1, b[:, d]).astype(int) + 1
+            size = int(max(codes_a.max(initial=0), codes_b.max(initial=0))) + 1
+            eye = np.eye(size)
+            onehot_a.append(eye[codes_a] * weights[d])
+            onehot_b.append(eye[codes_b])
+            out += weights[d]
+        else:
+            out += weights[d] * column_distances(a[:, [d]], b[:, [d]], np.array([False]))[0]
+    if onehot_a:
+        out -= np.hstack(onehot_a) @ np.hstack(onehot_b).T
+    return np.maximum(out, 0.0)
+
+
 class GaussianProcess:
     """GP regression with the mixed kernel above; `fit` once, `condition` cheaply."""
 
@@ -94,6 +116,10 @@ class GaussianProcess:
     def _kernel(self, dist: np.ndarray, log_w: np.ndarray, log_signal: float) -> np.ndarray:
         return math.exp(log_signal) * np.exp(-np.tensordot(np.exp(log_w), dist, axes=1))
 
+    def _kernel_between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        w = np.exp(self.log_w)
+        return math.exp(self.log_signal) * np.exp(-weighted_distance(a, b, self.categorical, w))
+
     def _neg_lml(self, theta: np.ndarray, dist: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         log_w, log_noise, log_signal = theta[:-2], theta[-2], theta[-1]
         n = len(y)
@@ -123,8 +149,7 @@ class GaussianProcess:
         """Posterior given (x, y) under the current hyperparameters."""
         self._x = np.asarray(x, dtype=float)
         ys = self._standardise(np.asarray(y, dtype=float))
-        dist = column_distances(self._x, self._x, self.categorical)
-        k = self._kernel(dist, self.log_w, self.log_signal)
+        k = self._kernel_between(self._x, self._x)
         k[np.diag_indices_from(k)] += math.exp(self.log_noise) + 1e-8
         for jitter in (0.0, 1e-6, 1e-4, 1e-2):
             try:
@@ -143,7 +168,7 @@ class GaussianProcess:
         x = np.asarray(x, dtype=float)
         if not self.fitted:
             return np.zeros(len(x)), np.ones(len(x))
-        ks = self._kernel(column_distances(x, self._x, self.categorical), self.log_w, self.log_signal)
+        ks = self._kernel_between(x, self._x)
         mean = ks @ self._alpha
         v = cho_solve(self._chol, ks.T)
         var = np.maximum(math.exp(self.log_signal) - np.sum(ks * v.T, axis=1), 1e-12)
