@@ -11,6 +11,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # the engine (numpy/scipy only)
+    "GenSynth": "nni_gensynth.engine",
+    "SearchSpace": "nni_gensynth.engine",
+    "Architecture": "nni_gensynth.engine",
+    "Objective": "nni_gensynth.engine",
+    "Requirements": "nni_gensynth.engine",
+    "netscore": "nni_gensynth.engine",
+    "netscore_hw": "nni_gensynth.engine",
     # hardware measurement (imports torch only when a module is measured)
     "measure": "nni_gensynth.hardware",
     "Measurement": "nni_gensynth.hardware",
