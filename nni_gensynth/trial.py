@@ -185,8 +185,7 @@ def run_trial(parameters: Mapping[str, Any], options: TrialOptions = TrialOption
 
     `reporter`, if given, has `report_intermediate_result(dict)` (the `nni` module inside NNI).
     """
-    import torch  # noqa: F401  (heavy imports only when a trial actually runs)
-
+    # torch-heavy imports here, so that `--help` and the profiler's module import stay light
     from .counting import count
     from .data import load_dataset
     from .engine.objective import Requirements, netscore
