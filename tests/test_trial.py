@@ -18,16 +18,18 @@ REQUIRED_KEYS = {"default", "accuracy", "latency_ms", "latency_p90_ms", "energy_
                  "peak_mem_mb", "params", "macs", "netscore", "feasible"}
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cache_dir: Path = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if cache_dir is not None:
+        env["GENSYNTH_CACHE_DIR"] = str(cache_dir)
     return subprocess.run([sys.executable, "-m", "nni_gensynth.trial", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
-def test_cli_outside_nni_measures_trains_and_reports_all_keys():
+def test_cli_outside_nni_measures_trains_and_reports_all_keys(tmp_path):
     constraints = {"latency_ms": {"max": 1000.0}}  # any real network meets this
     proc = run_cli("--parameters", json.dumps(SMALL), "--epochs", "1", "--hw-profile", "host-cpu",
-                   "--constraints", json.dumps(constraints), "--no-progress")
+                   "--constraints", json.dumps(constraints), "--no-progress", cache_dir=tmp_path)
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout.strip().splitlines()[-1])
     assert REQUIRED_KEYS <= set(metrics)
