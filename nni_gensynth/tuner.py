@@ -19,7 +19,6 @@ Experiment YAML::
 """
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import math
@@ -34,6 +33,7 @@ from nni.tuner import Tuner
 from .engine.gensynth import CycleStats, GenSynth
 from .engine.objective import MAXIMIZE, MINIMIZE, Objective, Requirements
 from .engine.space import Architecture, SearchSpace, SearchSpaceError
+from .importing import import_callable
 
 _logger = logging.getLogger("nni_gensynth.tuner")
 
@@ -341,16 +341,7 @@ def _resolve_profiler(profiler: Union[str, Callable, None], profile: Any) -> Opt
         return ModelProfiler(profile)
     if callable(profiler):
         return profiler
-    if not isinstance(profiler, str) or profiler.count(":") != 1:
-        raise ValueError(f"profiler must be 'module:callable', got {profiler!r}")
-    module_name, attr = profiler.split(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"profiler {profiler!r} cannot be imported: {exc}") from None
-    if not callable(fn):
-        raise ValueError(f"profiler {profiler!r} is not callable")
-    return fn
+    return import_callable(profiler, "profiler")
 
 
 def _json_default(value: Any) -> Any:

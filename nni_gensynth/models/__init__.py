@@ -8,7 +8,7 @@ Prototype spaces (MobileNetV2, ResNet-18) register here beside the macro space.
 """
 from __future__ import annotations
 
-import importlib
+from ..importing import import_callable
 from typing import Any, Callable, Mapping
 
 from torch import nn
@@ -32,14 +32,7 @@ def resolve_builder(builder: str | Callable[..., nn.Module]) -> Callable[..., nn
     if ":" not in target:
         raise ValueError(f"unknown builder {builder!r}: registered are {sorted(BUILDERS)}, "
                          f"or give 'package.module:callable'")
-    module_name, _, attr = target.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"builder {builder!r} cannot be imported: {exc}") from exc
-    if not callable(fn):
-        raise TypeError(f"builder {builder!r} is not callable")
-    return fn
+    return import_callable(target, "builder")
 
 
 def build_model(parameters: Mapping[str, Any], *, num_classes: int = 10, in_channels: int = 1,
