@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .results.assemble import as_int, trial_dir_from_log_path
+
 # NNI statuses: DONE ends well; these end badly; the two NO_MORE_TRIAL states are fine only
 # while trials are still running.
 FAILED_STATUSES = ("ERROR", "STOPPED", "STOPPING")
@@ -40,6 +42,7 @@ class TrialSummary:
     status: str
     parameters: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    log_path: Optional[str] = None  # NNI's logPath: the trial's output folder
 
     @property
     def feasible(self) -> bool:
@@ -74,16 +77,28 @@ def _first(items: Sequence[Any]) -> Any:
 
 
 def collect_trials(experiment: Any) -> list[TrialSummary]:
-    """Every trial of a running experiment with its parameters and final metrics."""
+    """Every trial of a running experiment with its parameters and final metrics.
+
+    Parameters are looked up by the parameter id the trial *reported its result under*, not by
+    the job's recorded hyper-parameters: NNI 3.0 can hand two trials started at the same moment
+    each other's parameter sets, and then only the reported id names what really ran."""
+    jobs = experiment.list_trial_jobs()
+    by_parameter_id: dict[Any, dict] = {}
+    for job in jobs:
+        for hp in job.hyperParameters or []:
+            by_parameter_id[as_int(hp.parameter_id)] = dict(hp.parameters)
     trials = []
-    for job in experiment.list_trial_jobs():
-        hp = _first(job.hyperParameters)
+    for job in jobs:
         final = _first(job.finalMetricData)
         metrics = final.data if final is not None else {}
         if not isinstance(metrics, dict):  # a tuner-only scalar result
             metrics = {"default": metrics}
-        trials.append(TrialSummary(job.trialJobId, job.status,
-                                   dict(hp.parameters) if hp is not None else {}, metrics))
+        if final is not None and as_int(final.parameterId) in by_parameter_id:
+            parameters = by_parameter_id[as_int(final.parameterId)]
+        else:
+            hp = _first(job.hyperParameters)
+            parameters = dict(hp.parameters) if hp is not None else {}
+        trials.append(TrialSummary(job.trialJobId, job.status, parameters, metrics, getattr(job, "logPath", None)))
     return trials
 
 
@@ -127,8 +142,11 @@ def progress_line(status: str, trials: Sequence[TrialSummary], max_trials: Optio
             f"{counts.get('RUNNING', 0)} running; {best_text}")
 
 
-def _trial_stderr_tail(workdir: Path, experiment_id: str, trial_id: str, lines: int = 15) -> str:
-    path = workdir / experiment_id / "trials" / trial_id / "trial.stderr"
+def _trial_stderr_tail(trial: TrialSummary, lines: int = 15) -> str:
+    folder = trial_dir_from_log_path(trial.log_path)
+    if folder is None:
+        return "(NNI gave no log path for this trial)"
+    path = folder / "trial.stderr"
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
@@ -180,7 +198,7 @@ def wait_for_end(experiment: Any, max_trials: Optional[int], timeout_s: float, p
             if t.status == "FAILED" and t.trial_id not in reported_failures:
                 if not reported_failures:  # show why the first failure happened
                     print(f"[demo] trial {t.trial_id} FAILED; end of its trial.stderr:\n"
-                          f"{_trial_stderr_tail(workdir, experiment.id, t.trial_id)}", flush=True)
+                          f"{_trial_stderr_tail(t)}", flush=True)
                 reported_failures.add(t.trial_id)
         if status == "DONE":
             return trials

@@ -102,3 +102,25 @@ trainingService:
     managers = [p for p in psutil.process_iter(["cmdline"])
                 if any(str(tmp_path / "nni") in part for part in (p.info["cmdline"] or []))]
     assert managers == []
+
+
+def test_collect_trials_uses_the_reported_parameter_id_and_the_log_path(tmp_path):
+    """NNI 3.0 may start two trials with each other's parameter sets: what a trial reported
+    under names what ran. A failed trial's stderr is found through NNI's logPath."""
+    from types import SimpleNamespace as NS
+
+    from nni_gensynth.demo import _trial_stderr_tail, collect_trials
+
+    (tmp_path / "trial.stderr").write_text("line 1\nValueError: boom\n")
+    jobs = [
+        NS(trialJobId="A", status="SUCCEEDED", logPath=f"file://localhost:{tmp_path}",
+           hyperParameters=[NS(parameter_id=0, parameters={"w": 8})],
+           finalMetricData=[NS(parameterId="1", data={"default": 0.9, "accuracy": 0.9})]),
+        NS(trialJobId="B", status="FAILED", logPath=str(tmp_path),
+           hyperParameters=[NS(parameter_id=1, parameters={"w": 64})], finalMetricData=[]),
+    ]
+    trials = collect_trials(NS(list_trial_jobs=lambda: jobs))
+    assert trials[0].parameters == {"w": 64}  # reported under id 1, whose set is {"w": 64}
+    assert trials[1].parameters == {"w": 64} and trials[1].metrics == {}
+    assert "ValueError: boom" in _trial_stderr_tail(trials[0])
+    assert "ValueError: boom" in _trial_stderr_tail(trials[1])

@@ -74,10 +74,10 @@ def decode_parameters(payload: Any) -> tuple[Optional[int], dict[str, Any]]:
     if not isinstance(payload, dict):
         return None, {}
     parameters = payload.get("parameters")
-    return _as_int(payload.get("parameter_id")), dict(parameters) if isinstance(parameters, dict) else {}
+    return as_int(payload.get("parameter_id")), dict(parameters) if isinstance(parameters, dict) else {}
 
 
-def _as_int(value: Any) -> Optional[int]:
+def as_int(value: Any) -> Optional[int]:
     try:
         return int(value)
     except (TypeError, ValueError):
@@ -116,7 +116,7 @@ def assemble(raw_trials: Iterable[RawTrial], metrics: Iterable[RawMetric]) -> li
             periodic.setdefault(m.trial_id, []).append(m)
         else:
             continue
-        pid = _as_int(m.parameter_id)
+        pid = as_int(m.parameter_id)
         if pid is not None:
             reported_pid[m.trial_id] = pid
     records = []
