@@ -4,7 +4,14 @@
 user's own one given as "package.module:callable". A builder is called as
 `fn(parameters, *, num_classes, in_channels, ignore, **options) -> nn.Module`, where `ignore`
 names the keys that are training hyperparameters rather than architecture.
-Prototype spaces (MobileNetV2, ResNet-18) register here beside the macro space.
+Prototype spaces (MobileNetV2, ResNet-18) register here beside the macro space; their
+prototype parameter dicts are in PROTOTYPES.
+
+Your own network: write `def my_builder(parameters, *, num_classes, in_channels, ignore, **kw)`
+in an importable module, an NNI search-space JSON whose keys it reads, and pass
+`--builder my_package.my_module:my_builder` to `python -m nni_gensynth.trial` (or
+`build_model(params, builder="my_package.my_module:my_builder")`). If the returned module has
+`probe_sites()` (see nni_gensynth.models.prototype.ProbeSite), trials also report probe responses.
 """
 from __future__ import annotations
 
@@ -18,6 +25,14 @@ from ..training import HYPERPARAMETER_KEYS
 # name -> "module:callable"; imported on first use.
 BUILDERS: dict[str, str] = {
     "macro_mobilenet": "nni_gensynth.models.macro_mobilenet:build_macro_mobilenet",
+    "mobilenetv2": "nni_gensynth.models.mobilenetv2:build_mobilenetv2",
+    "resnet18": "nni_gensynth.models.resnet:build_resnet18",
+}
+# builder name -> "module:callable" returning the prototype's own parameter dict (GenSynth's
+# `prototype`); its module's `search_space()` gives the derived space.
+PROTOTYPES: dict[str, str] = {
+    "mobilenetv2": "nni_gensynth.models.mobilenetv2:prototype_parameters",
+    "resnet18": "nni_gensynth.models.resnet:prototype_parameters",
 }
 DEFAULT_BUILDER = "macro_mobilenet"
 
