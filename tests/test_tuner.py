@@ -273,3 +273,17 @@ def test_checkpoint_round_trip_continues_learning(tmp_path, monkeypatch, all_typ
     # the same next proposals: learning continued from the same θ_G, θ_I and RNG
     assert [first.generate_parameters(100 + i) for i in range(5)] == \
         [resumed.generate_parameters(100 + i) for i in range(5)]
+
+
+def test_result_after_trial_end_replaces_the_failure_without_double_counting():
+    """NNI may report a trial ended before its final metric arrives."""
+    tuner = GenSynthTuner(seed=0, population_size=3)
+    tuner.update_search_space({"x": {"_type": "uniform", "_value": [0, 1]}})
+    params = [tuner.generate_parameters(pid) for pid in range(3)]
+    tuner.trial_end(0, True)  # ended, result still in flight: recorded as failed for now
+    tuner.receive_trial_result(0, params[0], 0.7)
+    tuner.receive_trial_result(1, params[1], 0.2)
+    assert len(tuner.engine.cycles) == 0 and tuner.engine._results_in_cycle == 2
+    assert tuner.engine.best_u() == pytest.approx(0.7) and not tuner.engine.failed
+    tuner.receive_trial_result(2, params[2], 0.1)
+    assert len(tuner.engine.cycles) == 1

@@ -131,8 +131,15 @@ class GenSynth:
 
     @_single_threaded
     def tell(self, arch: Architecture, metrics: Optional[Mapping[str, Any]]) -> None:
-        """Record the result of training `arch`; None (or a result without U) is a failure."""
+        """Record the result of training `arch`; None (or a result without U) is a failure.
+
+        A second result for the same network (a late metric after NNI reported the trial ended,
+        or a re-proposal of a used-up finite space) replaces the first and does not count
+        toward the cycle again."""
+        counted = arch in self.records
         self._record(arch, metrics)
+        if counted:
+            return
         self._results_in_cycle += 1
         if self._results_in_cycle >= self.population_size:
             self._end_cycle()
