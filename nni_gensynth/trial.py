@@ -3,6 +3,7 @@
     python -m nni_gensynth.trial [--epochs N] [--hw-profile host-cpu] [--constraints JSON]
                                  [--image-size 16] [--seed S] [--parameters JSON] [--data DIR]
                                  [--skip-infeasible] [--builder NAME|module:callable]
+                                 [--probe | --no-probe]
 
 Parameters come from `nni.get_next_parameter()`, or from `--parameters` to run outside NNI.
 Order of work: build the network, count params and MACs (torch's FlopCounterMode), measure
@@ -22,6 +23,9 @@ Final result (`nni.report_final_result`), a dict:
     params, macs    raw counts (MACs = FLOPs / 2, see nni_gensynth.counting);
     netscore        NetScore in dB from accuracy %, params in M and MACs in G;
     feasible        bool: every constraint met by the measured/reported metrics;
+    responses       probe responses after training (nni_gensynth.probing), compact JSON text
+                    {decision: {"target", "weight"}}, when probing ran (--probe; default on for
+                    networks with probe_sites(), i.e. the prototype spaces);
     trained, arch (compact architecture string), network (arch without skipped stages: equal
                     for parameter dicts that build the same network), arch_hash (measurement
                     cache key), lr, train_seconds, measure_seconds.
@@ -63,6 +67,7 @@ class TrialOptions:
     skip_infeasible: bool = False
     use_cache: bool = True
     progress: bool = True
+    probe: Optional[bool] = None  # None: probe when the network names probe sites (prototype spaces)
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
@@ -236,6 +241,14 @@ def run_trial(parameters: Mapping[str, Any], options: TrialOptions = TrialOption
         result = train(model, data, config, on_epoch=on_epoch, progress=options.progress)
         train_seconds = time.perf_counter() - started
         accuracy = result.accuracy
+        if options.probe is not False and getattr(model, "probe_sites", None) is not None:
+            from .probing import probe_responses
+
+            started = time.perf_counter()
+            metrics["responses"] = probe_responses(model, data.x_test, data.y_test, seed=options.seed)
+            _log(f"probe responses ({time.perf_counter() - started:.1f} s): {metrics['responses']}")
+        elif options.probe:
+            raise ValueError(f"--probe: builder {options.builder!r} builds a network without probe_sites()")
 
     metrics["accuracy"] = accuracy
     metrics["netscore"] = (netscore(accuracy, counts["params"], counts["macs"])
@@ -273,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not train networks whose measured metrics already break the constraints")
     parser.add_argument("--no-cache", action="store_true", help="re-measure even if a cached measurement exists")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--probe", action=argparse.BooleanOptionalAction, default=None,
+                        help="report probe responses (JSON string under 'responses') after training; "
+                             "default: when the network names probe sites (prototype spaces)")
     return parser
 
 
@@ -282,7 +298,7 @@ def options_from_args(args: argparse.Namespace) -> TrialOptions:
                         image_size=args.image_size, channels=args.channels, seed=args.seed,
                         threads=args.threads, data=args.data, builder=args.builder,
                         skip_infeasible=args.skip_infeasible, use_cache=not args.no_cache,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress, probe=args.probe)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
