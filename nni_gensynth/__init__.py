@@ -31,6 +31,9 @@ _EXPORTS = {
     "GenSynthTuner": "nni_gensynth.tuner",
     # model builders (import torch)
     "build_model": "nni_gensynth.models",
+    # prototype synthesis: host profiler (counts, ONNX Runtime, LiteRT) and probing (torch)
+    "HostProfiler": "nni_gensynth.synthesis",
+    "probe": "nni_gensynth.probing",
 }
 
 
