@@ -13,9 +13,10 @@ What it does, on one shared recipe (Adam one-cycle, `--epochs`, batch 64, seed):
 2. sets the operational requirements from it: accuracy >= prototype - 0.005,
    latency_ms <= prototype / 4, MACs and params <= prototype / 10; U = NetScore;
 3. runs GenSynth in-process from the prototype (ask -> measure (counts first, then ONNX
-   Runtime) -> train -> probe -> measure on LiteRT -> tell) for `--budget` trained candidates,
-   and an ablation with the same budget and seed that ignores probe responses;
-4. measures the prototype and both best networks again side by side (no cache, both backends);
+   Runtime) -> train -> probe -> tell) for `--budget` trained candidates, and an ablation with
+   the same budget and seed that ignores probe responses (and does not probe);
+4. measures the prototype and both best networks again side by side (no cache, ONNX Runtime
+   and LiteRT); the prototype and generated networks are measured on LiteRT as well;
 5. asks the taught generator for `--generate` distinct networks that meet the measured
    requirements, and trains the untrained ones with the same recipe to check accuracy too.
 Writes JSON (see `summarise`) and prints a table; a tqdm progress bar goes to stderr.
@@ -43,7 +44,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
     parser.add_argument("--data", default=None, help="local CIFAR-10 folder (default: embedded digits, 32x32x3)")
-    parser.add_argument("--budget", type=int, default=16, help="trained candidates per arm (probing, ablation)")
+    parser.add_argument("--budget", type=int, default=14, help="trained candidates per arm (probing, ablation)")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs, prototype and candidates alike")
     parser.add_argument("--generate", type=int, default=12, help="networks asked from the taught generator")
     parser.add_argument("--population", type=int, default=4, help="results per generator cycle")
@@ -84,9 +85,11 @@ class Lab:
         self.data = data
         self.seed = seed
         self.config = TrainConfig(epochs=epochs, seed=seed)
+        # candidates in the search: ONNX Runtime; prototype, bests and generated networks: both backends
+        self.search_profiler = HostProfiler(BUILDER, data.input_shape, data.num_classes, profiles=("host-cpu",))
         self.profiler = HostProfiler(BUILDER, data.input_shape, data.num_classes, profiles=("host-cpu", "host-tflite"))
 
-    def train(self, parameters: dict, probe: bool) -> tuple[Any, dict]:
+    def train(self, parameters: dict, probe: bool, both_backends: bool = True) -> tuple[Any, dict]:
         from nni_gensynth.engine.objective import netscore
         from nni_gensynth.probing import probe_responses
         from nni_gensynth.training import seed_everything, train
@@ -99,7 +102,7 @@ class Lab:
         if probe:
             result["responses"] = probe_responses(model, self.data.x_test, self.data.y_test, seed=self.seed)
         model.eval()
-        result.update(self.profiler.describe(parameters, model))
+        result.update((self.profiler if both_backends else self.search_profiler).describe(parameters, model))
         if accuracy > 0 and result.get("macs"):
             result["netscore"] = netscore(accuracy, result["params"], result["macs"])
         return model, result
@@ -127,18 +130,26 @@ def run_arm(name: str, probing: bool, lab: Lab, space: Any, requirements: Any, p
     screen = HostProfiler(BUILDER, lab.profiler.input_shape, lab.data.num_classes, profiles=("host-cpu",),
                           limits=requirements)
     engine = GenSynth(space, Objective("netscore"), requirements, profiler=screen, prototype=proto_params,
-                      population_size=args.population, seed=args.seed, max_profiler_calls=12,
+                      population_size=args.population, seed=args.seed, max_profiler_calls=8,
                       use_responses=probing)
     # both arms start from the trained prototype's result (the ablation ignores its responses)
     engine.tell(space.from_parameters(proto_params), proto_result)
-    for _ in range(args.budget):
+    for k in range(1, args.budget + 1):
         arch = engine.ask()
-        _, result = lab.train(space.to_parameters(arch), probe=probing)
+        model, result = lab.train(space.to_parameters(arch), probe=probing, both_backends=False)
         engine.tell(arch, result)
+        log(f"{name} {k}/{args.budget}: acc {result['accuracy']:.4f} params {result['params']:,} "
+            f"macs {result['macs']:,} latency {result.get('latency_ms') or float('nan'):.4f} ms "
+            f"feasible {engine.requirements.is_met(result)} ({result['train_seconds']} s train) "
+            f"{model.network_key}", bar)
         bar.set_postfix(arm=name, best=f"{engine.best_u():.2f}" if engine.best_u() is not None else "n/a",
                         refresh=False)
         bar.update(1)
     return engine
+
+
+def log(message: str, bar: Any) -> None:
+    bar.write(f"[synthesis] {message}", file=sys.stderr)
 
 
 def best_of(engine: Any) -> Optional[dict]:
@@ -256,6 +267,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         bar.set_postfix(step="prototype", refresh=True)
         _, proto_result = lab.train(proto_params, probe=True)
         bar.update(1)
+        log(f"prototype: acc {proto_result['accuracy']:.4f} latency {proto_result['latency_ms']:.4f} ms "
+            f"({proto_result['train_seconds']} s train); responses {proto_result['responses']}", bar)
         requirements = Requirements({
             "accuracy": {"min": round(proto_result["accuracy"] - 0.005, 6)},
             "latency_ms": {"max": proto_result["latency_ms"] / 4},
