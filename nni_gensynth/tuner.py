@@ -161,6 +161,7 @@ class GenSynthTuner(Tuner):
                 _logger.exception("GenSynth engine failed to propose; falling back to a generator sample")
                 arch = self._fallback_sample()
             self._pending[parameter_id] = arch
+            self._save()  # the proposal and the advanced RNG survive a kill
             return self._space.to_parameters(arch)
 
     def generate_multiple_parameters(self, parameter_id_list: list, **kwargs: Any) -> list:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -32,6 +33,11 @@ def rest(port: int, path: str) -> Any:
         return json.load(r)
 
 
+def _env() -> dict:
+    """The environment with this interpreter's bin folder first on PATH (trials use it)."""
+    return dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}")
+
+
 class Experiment:
     """`nnictl create` on a config dict; waits for an end state; always stopped on exit."""
 
@@ -44,10 +50,8 @@ class Experiment:
         self.id: Optional[str] = None
 
     def __enter__(self) -> "Experiment":
-        env_path = f"{BIN}:" + __import__("os").environ.get("PATH", "")
         out = subprocess.run([NNICTL, "create", "--config", str(self.config_path), "--port", str(self.port)],
-                             capture_output=True, text=True, timeout=120,
-                             env=dict(__import__("os").environ, PATH=env_path))
+                             capture_output=True, text=True, timeout=120, env=_env())
         if out.returncode != 0:
             raise RuntimeError(f"nnictl create failed: {out.stdout}\n{out.stderr}")
         self.id = rest(self.port, "experiment")["id"]
@@ -69,5 +73,17 @@ class Experiment:
     def directory(self) -> Path:
         return self.workdir / "nni" / self.id
 
-    def __exit__(self, *exc: Any) -> None:
+    def stop(self) -> None:
         subprocess.run([NNICTL, "stop", "--port", str(self.port)], capture_output=True, timeout=60)
+
+    def resume(self) -> None:
+        """`nnictl resume` of this (stopped) experiment on a fresh port."""
+        self.port = free_port()
+        out = subprocess.run([NNICTL, "resume", self.id, "--port", str(self.port),
+                              "--experiment_dir", str(self.directory.parent)],
+                             capture_output=True, text=True, timeout=120, env=_env())
+        if out.returncode != 0:
+            raise RuntimeError(f"nnictl resume failed: {out.stdout}\n{out.stderr}")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

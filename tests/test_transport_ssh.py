@@ -148,7 +148,7 @@ def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_work
     thread.start()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if ssh_server.commands_running("nni_gensynth.device"):
+        if ssh_server.device_runners():
             break
         time.sleep(0.05)
     else:
@@ -170,6 +170,45 @@ def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_work
     transport.close()
 
 
+def test_device_that_stops_answering_is_a_retryable_error_within_the_liveness_timeout(
+        ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    """Wi-Fi lost: no FIN, no RST, just silence (sshd frozen with SIGSTOP, its TCP socket open).
+    The keepalive that wants a reply notices within alive_timeout_s, not the 600 s command timeout."""
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path), timeout_s=600.0),
+                             alive_interval_s=0.5, alive_timeout_s=2.0)
+    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
+    outcome: dict = {}
+
+    def measure() -> None:
+        try:
+            outcome["result"] = transport.run_device_runner(onnx_model, long_run)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = exc
+        outcome["ended_at"] = time.monotonic()
+
+    thread = threading.Thread(target=measure)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not ssh_server.device_runners():
+        assert time.monotonic() < deadline, "the device runner never started"
+        time.sleep(0.05)
+    time.sleep(1.5)  # a few probes answered while the runner measures: a busy device is not "lost"
+    assert thread.is_alive() and not outcome
+    frozen_at = time.monotonic()
+    ssh_server.freeze()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, DeviceError) and error.retryable is True, outcome
+    assert "no answer to a keepalive" in str(error) and "127.0.0.1" in str(error)
+    assert outcome["ended_at"] - frozen_at < 15  # alive_timeout_s (2 s) plus scheduling slack; the run was 30 s
+
+    ssh_server.kill()
+    ssh_server.start()  # the device comes back: the same transport reconnects and measures
+    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+    transport.close()
+
+
 def test_runner_orphaned_by_a_network_drop_is_stopped_before_the_next_run(ssh_server: SSHServer, tmp_path: Path,
                                                                           onnx_model: Path):
     """A dropped connection (sshd alive) leaves the runner running on the device; it must not
@@ -187,10 +226,10 @@ def test_runner_orphaned_by_a_network_drop_is_stopped_before_the_next_run(ssh_se
     thread = threading.Thread(target=measure)
     thread.start()
     deadline = time.monotonic() + 20
-    while not ssh_server.commands_running("nni_gensynth.device"):
+    while not ssh_server.device_runners():
         assert time.monotonic() < deadline, "the device runner never started"
         time.sleep(0.05)
-    [orphan] = ssh_server.commands_running("nni_gensynth.device")
+    [orphan] = ssh_server.device_runners()
     transport._client.get_transport().sock.shutdown(socket.SHUT_RDWR)  # the network drops
     thread.join(timeout=20)
     assert isinstance(outcome.get("error"), DeviceError) and outcome["error"].retryable
@@ -260,14 +299,17 @@ def test_measure_retries_after_sshd_dies_and_caches_one_good_result(ssh_server: 
 
     class Counting(SSHTransport):
         calls: list = []
+        ended_at: list = []
 
         def run_device_runner(self, model_path, args):
             try:
                 answer = super().run_device_runner(model_path, args)
             except DeviceError as exc:
                 self.calls.append(exc)
+                self.ended_at.append(time.monotonic())
                 raise
             self.calls.append("ok")
+            self.ended_at.append(time.monotonic())
             return answer
 
     transport = Counting(profile)
@@ -281,18 +323,21 @@ def test_measure_retries_after_sshd_dies_and_caches_one_good_result(ssh_server: 
     thread = threading.Thread(target=run)
     thread.start()
     deadline = time.monotonic() + 20
-    while not ssh_server.commands_running("nni_gensynth.device"):
+    while not ssh_server.device_runners():
         assert time.monotonic() < deadline, "the device runner never started"
         time.sleep(0.05)
+    killed_at = time.monotonic()
     ssh_server.kill()   # the Pi drops off the network mid-measurement ...
     ssh_server.start()  # ... and is back before measure()'s retry
-    thread.join(timeout=30)
+    thread.join(timeout=180)  # generous: detection, reconnect and re-measure on a loaded machine
+    assert not thread.is_alive(), "measure() did not return within 180 s of the device dropping"
     assert "error" not in outcome, outcome.get("error")
     result = outcome["result"]
     assert not result.from_cache and len(result.samples_ms) >= 10
     assert len(cache) == 1  # one good result stored, nothing from the dropped attempt
     assert len(transport.calls) == 2 and transport.calls[1] == "ok"
     assert isinstance(transport.calls[0], DeviceError) and transport.calls[0].retryable
+    assert transport.ended_at[0] - killed_at < 10  # the drop is noticed in seconds, not the 60 s timeout_s
     transport.close()
 
 

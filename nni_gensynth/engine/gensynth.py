@@ -453,6 +453,7 @@ class GenSynth:
                         for r in self.records.values()],
             "measurements": [{"parameters": self.space.to_parameters(a), "metrics": m}
                              for a, m in self.measurements.items()],
+            "pending": [self.space.to_parameters(a) for a in self.pending],
             "cycles": [c.as_dict() for c in self.cycles],
             "profiler_calls": self.profiler_calls,
             "asks": self._asks,
@@ -477,6 +478,10 @@ class GenSynth:
             metrics = dict(entry["metrics"], **{RESPONSES_KEY: entry.get("responses")}) if entry.get("trained") else None
             self._record(self.space.from_parameters(entry["parameters"]), metrics)
         self._results_in_cycle = int(state.get("results_in_cycle", 0))
+        for params in state.get("pending", []):
+            # proposed before the stop, result unknown: never proposed again (a late result,
+            # or NNI's replay of finished trials on resume, is still learned through `tell`)
+            self._exclude(self.space.from_parameters(params))
         self.cycles = [CycleStats(**c) for c in state.get("cycles", [])]
         self.profiler_calls = int(state.get("profiler_calls", 0))
         self._asks = int(state.get("asks", 0))
