@@ -110,6 +110,29 @@ class SSHServer:
                 continue
         return found
 
+    def device_runners(self) -> List[psutil.Process]:
+        """Device runners under sshd: ``PYTHON -m nni_gensynth.device ...`` itself, not the login
+        shell about to exec it (that shell may still be in the user's rc files; killing it there
+        kills tools they run, e.g. pyenv's rehash, which then leaves its lock file behind and makes
+        every later login wait a minute for it)."""
+        found = []
+        for proc in self.commands_running("nni_gensynth.device"):
+            try:
+                if proc.cmdline()[1:3] == ["-m", "nni_gensynth.device"]:
+                    found.append(proc)
+            except psutil.Error:
+                continue
+        return found
+
+    def freeze(self) -> None:
+        """SIGSTOP sshd and its whole process tree: the TCP connection stays open but nothing
+        answers, which is what the host sees when a device drops off Wi-Fi (no FIN, no RST)."""
+        for proc in self.processes():
+            try:
+                proc.suspend()
+            except psutil.NoSuchProcess:
+                pass
+
     def kill(self) -> None:
         """SIGKILL sshd and its whole process tree (a device losing power or network)."""
         # SIGKILL cannot be ignored, so the children are not waited for: waiting on processes that

@@ -13,8 +13,10 @@ What is pushed, over SFTP into the profile's ``workdir``:
 Uploads go to a temporary name and are renamed when complete, so a dropped connection never
 leaves a half-written file under a final name. The command run is
 ``cd WORKDIR/runner-<hash> && PYTHON -m nni_gensynth.device measure ...``; only the JSON object on
-its last stdout line is read back. A runner left running by a dropped connection is stopped
-before the next one starts (``runner_command``).
+its last stdout line is read back. While it runs, the link is probed (``LinkWatch``): a device
+that stops answering is a retryable DeviceError within ``alive_timeout_s``, not after the command
+timeout. A runner left running by a dropped connection is stopped before the next one starts
+(``runner_command``).
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ from .remote import (
     tail,
     transport_settings,
 )
+from .ssh_liveness import LinkWatch
 
 DEFAULT_WORKDIR = "nni-gensynth"  # relative to the login directory
 _COMPLETE_MARKER = ".complete"
@@ -94,6 +97,10 @@ class SSHTransport:
     ``workdir`` ("nni-gensynth", relative to the login directory), ``timeout_s`` (600, one
     runner call).
 
+    ``alive_interval_s`` / ``alive_timeout_s``: while the runner runs, a keepalive that wants a
+    reply is sent every ``alive_interval_s``; no reply within ``alive_timeout_s`` means the device
+    dropped off the network (retryable), however long ``timeout_s`` is.
+
     One call at a time: calls from several threads are serialised by a lock.
     """
 
@@ -104,6 +111,8 @@ class SSHTransport:
         connect_timeout_s: float = 10.0,
         command_timeout_s: Optional[float] = None,
         keepalive_s: int = 5,
+        alive_interval_s: float = 2.0,
+        alive_timeout_s: float = 8.0,
         insecure_accept_unknown_host_key: bool = False,
     ) -> None:
         fields = transport_settings(profile, "ssh")
@@ -127,6 +136,11 @@ class SSHTransport:
         self.connect_timeout_s = float(connect_timeout_s)
         self.command_timeout_s = float(command_timeout_s or fields.get("timeout_s") or 600.0)
         self.keepalive_s = int(keepalive_s)
+        self.alive_interval_s = float(alive_interval_s)
+        self.alive_timeout_s = float(alive_timeout_s)
+        if self.alive_interval_s <= 0 or self.alive_timeout_s <= 0:
+            raise ValueError(f"alive_interval_s and alive_timeout_s must be > 0, "
+                             f"got {alive_interval_s!r} and {alive_timeout_s!r}")
         self.insecure_accept_unknown_host_key = bool(insecure_accept_unknown_host_key)
         self._lock = threading.Lock()
         self._client: Optional[paramiko.SSHClient] = None
@@ -315,6 +329,7 @@ class SSHTransport:
         channel = transport.open_session(timeout=self.connect_timeout_s)
         out, err = bytearray(), bytearray()
         deadline = time.monotonic() + self.command_timeout_s
+        watch = LinkWatch(transport, self.alive_interval_s, self.alive_timeout_s)
         try:
             channel.exec_command(command)
             while True:
@@ -329,9 +344,15 @@ class SSHTransport:
                     break
                 if not transport.is_active():
                     break
+                if watch.lost():
+                    raise DeviceError(
+                        f"SSH connection to {self._where()} was lost during the measurement (no answer to a "
+                        f"keepalive for {self.alive_timeout_s:.0f} s); the device may have lost network or power",
+                        retryable=True)
                 if time.monotonic() > deadline:
                     raise DeviceError(
-                        f"device runner on {self._where()} did not finish within {self.command_timeout_s:.0f} s",
+                        f"device runner on {self._where()} did not finish within {self.command_timeout_s:.0f} s "
+                        f"(the device still answers; stderr so far: {tail(err.decode('utf-8', 'replace')) or '(empty)'})",
                         retryable=True)
                 if not busy:
                     time.sleep(0.005)
