@@ -44,11 +44,13 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
     parser.add_argument("--data", default=None, help="local CIFAR-10 folder (default: embedded digits, 32x32x3)")
-    parser.add_argument("--budget", type=int, default=14, help="trained candidates per arm (probing, ablation)")
+    parser.add_argument("--budget", type=int, default=12, help="trained candidates per arm (probing, ablation)")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs, prototype and candidates alike")
     parser.add_argument("--generate", type=int, default=12, help="networks asked from the taught generator")
     parser.add_argument("--population", type=int, default=4, help="results per generator cycle")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--probe-fraction", type=float, default=0.8,
+                        help="share of a layer's Taylor importance a width response keeps (library default 0.95)")
     parser.add_argument("--subset", type=int, default=None,
                         help="use only this many training (and a quarter as many test) images: smoke tests")
     parser.add_argument("--no-train-generated", action="store_true",
@@ -78,12 +80,13 @@ def load_data(args: argparse.Namespace) -> Any:
 class Lab:
     """Trains, probes and measures networks of the prototype space with one recipe."""
 
-    def __init__(self, data: Any, epochs: int, seed: int) -> None:
+    def __init__(self, data: Any, epochs: int, seed: int, probe_fraction: float = 0.95) -> None:
         from nni_gensynth.synthesis import HostProfiler
         from nni_gensynth.training import TrainConfig
 
         self.data = data
         self.seed = seed
+        self.probe_fraction = probe_fraction
         self.config = TrainConfig(epochs=epochs, seed=seed)
         # candidates in the search: ONNX Runtime; prototype, bests and generated networks: both backends
         self.search_profiler = HostProfiler(BUILDER, data.input_shape, data.num_classes, profiles=("host-cpu",))
@@ -100,7 +103,8 @@ class Lab:
         accuracy = train(model, self.data, self.config, progress=False).accuracy
         result: dict[str, Any] = {"accuracy": accuracy, "train_seconds": round(time.perf_counter() - started, 2)}
         if probe:
-            result["responses"] = probe_responses(model, self.data.x_test, self.data.y_test, seed=self.seed)
+            result["responses"] = probe_responses(model, self.data.x_test, self.data.y_test, seed=self.seed,
+                                                  fraction=self.probe_fraction)
         model.eval()
         result.update((self.profiler if both_backends else self.search_profiler).describe(parameters, model))
         if accuracy > 0 and result.get("macs"):
@@ -130,7 +134,7 @@ def run_arm(name: str, probing: bool, lab: Lab, space: Any, requirements: Any, p
     screen = HostProfiler(BUILDER, lab.profiler.input_shape, lab.data.num_classes, profiles=("host-cpu",),
                           limits=requirements)
     engine = GenSynth(space, Objective("netscore"), requirements, profiler=screen, prototype=proto_params,
-                      population_size=args.population, seed=args.seed, max_profiler_calls=8,
+                      population_size=args.population, seed=args.seed, max_profiler_calls=40,
                       use_responses=probing)
     # both arms start from the trained prototype's result (the ablation ignores its responses)
     engine.tell(space.from_parameters(proto_params), proto_result)
@@ -259,7 +263,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("nni_gensynth.engine").setLevel(logging.WARNING)
     started = time.perf_counter()
     data = load_data(args)
-    lab = Lab(data, args.epochs, args.seed)
+    lab = Lab(data, args.epochs, args.seed, args.probe_fraction)
     space = SearchSpace(search_space())
     proto_params = prototype_parameters()
     total = 1 + 2 * args.budget + args.generate
@@ -294,7 +298,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         ablation_best = dict(ablation_best, search_time_latency_ms=ablation_best.get("latency_ms"),
                              **fresh["ablation"])
     settings = {"data": args.data or "digits 32x32x3 (embedded)", "budget": args.budget, "epochs": args.epochs,
-                "population": args.population, "seed": args.seed, "subset": args.subset,
+                "population": args.population, "seed": args.seed, "probe_fraction": args.probe_fraction, "subset": args.subset,
                 "profiles": list(lab.profiler.profiles), "command": " ".join(["python"] + sys.argv)}
     summary = summarise(prototype, best, ablation_best, generated, requirements, settings,
                         {"probing": arm_summary(probing), "ablation": arm_summary(ablation)},

@@ -16,8 +16,8 @@ controls (`model.probe_sites()`, see nni_gensynth.models.prototype.ProbeSite) th
 They are turned into the compact contract the engine reads (`GenSynth(..., use_responses=True)`):
     {decision: {"target": value in the decision's domain, "weight": (0, 1]}}
 A width target is the smallest option holding the channels that carry `fraction` (95%) of the
-layer's Taylor importance; a block target is "skip" when zeroing it costs less than
-`skip_threshold` of the loss, else "keep". The weight is the agreement of the probe batch and
+layer's Taylor importance; a block target is "skip" when zeroing it raises the loss by less than
+`skip_threshold` of the chance-level loss ln(classes), else "keep". The weight is the agreement of the probe batch and
 the synthetic stimuli (and, for blocks, the margin from the threshold).
 """
 from __future__ import annotations
@@ -142,15 +142,18 @@ def _zeroing(module: nn.Module):
 @torch.no_grad()
 def _block_effects(model: nn.Module, site: ProbeSite, x: Tensor, y: Tensor, base_loss: float,
                    x_syn: Tensor, base_syn: Tensor) -> tuple[float, float]:
-    """(relative loss increase on the probe batch, mean KL on the stimuli) when the branch is zeroed."""
+    """(loss increase on the probe batch as a fraction of the chance-level loss ln(classes), mean KL
+    on the stimuli) when the branch is zeroed. Chance level, not the network's own loss, sets the
+    scale: a well-trained network's loss is near 0, and any change would look large against it."""
     handle = _zeroing(site.module)
     try:
-        loss = float(F.cross_entropy(model(x), y))
+        logits = model(x)
+        loss = float(F.cross_entropy(logits, y))
         kl = float(F.kl_div(F.log_softmax(model(x_syn), dim=1), F.log_softmax(base_syn, dim=1),
                             log_target=True, reduction="batchmean"))
     finally:
         handle.remove()
-    return (loss - base_loss) / max(base_loss, 0.05), kl
+    return (loss - base_loss) / math.log(max(2, logits.shape[1])), kl
 
 
 def _nearest_option_at_least(options: Sequence[Any], value: float) -> Any:
@@ -165,8 +168,8 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, *, n_synthetic: int = 32, frac
     """Probe `model` (trained) with the batch (x, y) and synthetic stimuli; see the module doc.
 
     `fraction`: share of a layer's Taylor importance its width target keeps. `skip_threshold`:
-    a block whose zeroing raises the probe-batch loss by less than this fraction of the loss
-    is suggested for removal.
+    a block whose zeroing raises the probe-batch loss by less than this fraction of the
+    chance-level loss ln(classes) is suggested for removal.
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
