@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -68,6 +69,7 @@ class TrialOptions:
     use_cache: bool = True
     progress: bool = True
     probe: Optional[bool] = None  # None: probe when the network names probe sites (prototype spaces)
+    weights_path: Optional[str] = None  # where the trained state_dict goes (gensynth export reads it)
 
 
 def _json_object(text: str, what: str) -> dict[str, Any]:
@@ -241,6 +243,10 @@ def run_trial(parameters: Mapping[str, Any], options: TrialOptions = TrialOption
         result = train(model, data, config, on_epoch=on_epoch, progress=options.progress)
         train_seconds = time.perf_counter() - started
         accuracy = result.accuracy
+        if options.weights_path:
+            import torch
+
+            torch.save(model.state_dict(), options.weights_path)
         if options.probe is not False and getattr(model, "probe_sites", None) is not None:
             from .probing import probe_responses
 
@@ -286,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not train networks whose measured metrics already break the constraints")
     parser.add_argument("--no-cache", action="store_true", help="re-measure even if a cached measurement exists")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    parser.add_argument("--save-weights", metavar="PATH", default=None,
+                        help="save the trained state_dict there (under NNI, default: "
+                             "$NNI_OUTPUT_DIR/model.pt, which `gensynth export` loads)")
     parser.add_argument("--probe", action=argparse.BooleanOptionalAction, default=None,
                         help="report probe responses (JSON string under 'responses') after training; "
                              "default: when the network names probe sites (prototype spaces)")
@@ -298,7 +307,14 @@ def options_from_args(args: argparse.Namespace) -> TrialOptions:
                         image_size=args.image_size, channels=args.channels, seed=args.seed,
                         threads=args.threads, data=args.data, builder=args.builder,
                         skip_infeasible=args.skip_infeasible, use_cache=not args.no_cache,
-                        progress=not args.no_progress, probe=args.probe)
+                        progress=not args.no_progress, probe=args.probe,
+                        weights_path=args.save_weights or _nni_weights_path())
+
+
+def _nni_weights_path() -> Optional[str]:
+    """$NNI_OUTPUT_DIR/model.pt inside an NNI trial (the trial's own folder), else None."""
+    folder = os.environ.get("NNI_OUTPUT_DIR")
+    return os.path.join(folder, "model.pt") if folder else None
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

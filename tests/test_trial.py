@@ -113,3 +113,27 @@ def test_profiler_measures_what_the_trial_measures(tmp_path, monkeypatch):
     metrics = run_trial({**SMALL, "lr": 0.02}, TrialOptions(epochs=1, hw_profile="host-cpu", progress=False))
     assert metrics["latency_ms"] == before["latency_ms"]  # a cache hit, not a second measurement
     assert metrics["macs"] == before["macs"] and metrics["params"] == before["params"]
+
+
+def test_trained_weights_are_saved_where_nni_gives_the_trial_a_folder(tmp_path):
+    """Under NNI the trial saves its state_dict as $NNI_OUTPUT_DIR/model.pt (gensynth export
+    loads it); the saved weights reproduce the trained network's accuracy."""
+    import torch
+
+    from nni_gensynth.data import load_dataset
+    from nni_gensynth.models import build_model
+    from nni_gensynth.training import evaluate
+    from nni_gensynth.trial import build_parser, options_from_args
+
+    os.environ["NNI_OUTPUT_DIR"] = str(tmp_path)
+    try:
+        options = options_from_args(build_parser().parse_args(["--epochs", "2", "--hw-profile", "none"]))
+    finally:
+        del os.environ["NNI_OUTPUT_DIR"]
+    assert options.weights_path == str(tmp_path / "model.pt")
+    options.progress = False
+    metrics = run_trial(SMALL, options)
+    data = load_dataset(None, image_size=options.image_size, channels=options.channels)
+    model = build_model(SMALL, num_classes=data.num_classes, in_channels=data.x_train.shape[1])
+    model.load_state_dict(torch.load(tmp_path / "model.pt", weights_only=True), strict=True)
+    assert evaluate(model, data.x_test, data.y_test) == pytest.approx(metrics["accuracy"])
