@@ -12,7 +12,7 @@ What it does, on one shared recipe (Adam one-cycle, `--epochs`, batch 64, seed):
    probes it, and measures it on ONNX Runtime (host-cpu, 1 thread) and LiteRT (host-tflite);
 2. sets the operational requirements from it: accuracy >= prototype - 0.005,
    latency_ms <= prototype / 4, MACs and params <= prototype / 10; U = NetScore;
-3. runs GenSynth in-process from the prototype (ask -> measure (counts first, then ONNX
+3. runs GenSynth in-process, learning first from the trained, probed prototype (ask -> measure (counts first, then ONNX
    Runtime) -> train -> probe -> tell) for `--budget` trained candidates, and an ablation with
    the same budget and seed that ignores probe responses (and does not probe);
 4. measures the prototype and both best networks again side by side (no cache, ONNX Runtime
@@ -44,11 +44,14 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
     parser.add_argument("--data", default=None, help="local CIFAR-10 folder (default: embedded digits, 32x32x3)")
-    parser.add_argument("--budget", type=int, default=12, help="trained candidates per arm (probing, ablation)")
+    parser.add_argument("--budget", type=int, default=10, help="trained candidates per arm (probing, ablation)")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs, prototype and candidates alike")
-    parser.add_argument("--generate", type=int, default=12, help="networks asked from the taught generator")
+    parser.add_argument("--generate", type=int, default=10, help="networks asked from the taught generator")
     parser.add_argument("--population", type=int, default=4, help="results per generator cycle")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--generator-start", choices=("uniform", "prototype"), default="uniform",
+                        help="θ_G at the start: uniform over the derived space, or centred on the prototype "
+                             "(GenSynth's prototype argument); both arms learn from the trained, probed prototype first")
     parser.add_argument("--probe-fraction", type=float, default=0.8,
                         help="share of a layer's Taylor importance a width response keeps (library default 0.95)")
     parser.add_argument("--subset", type=int, default=None,
@@ -133,7 +136,8 @@ def run_arm(name: str, probing: bool, lab: Lab, space: Any, requirements: Any, p
 
     screen = HostProfiler(BUILDER, lab.profiler.input_shape, lab.data.num_classes, profiles=("host-cpu",),
                           limits=requirements)
-    engine = GenSynth(space, Objective("netscore"), requirements, profiler=screen, prototype=proto_params,
+    centre = proto_params if args.generator_start == "prototype" else None
+    engine = GenSynth(space, Objective("netscore"), requirements, profiler=screen, prototype=centre,
                       population_size=args.population, seed=args.seed, max_profiler_calls=40,
                       use_responses=probing)
     # both arms start from the trained prototype's result (the ablation ignores its responses)
@@ -298,7 +302,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         ablation_best = dict(ablation_best, search_time_latency_ms=ablation_best.get("latency_ms"),
                              **fresh["ablation"])
     settings = {"data": args.data or "digits 32x32x3 (embedded)", "budget": args.budget, "epochs": args.epochs,
-                "population": args.population, "seed": args.seed, "probe_fraction": args.probe_fraction, "subset": args.subset,
+                "population": args.population, "seed": args.seed, "generator_start": args.generator_start, "probe_fraction": args.probe_fraction, "subset": args.subset,
                 "profiles": list(lab.profiler.profiles), "command": " ".join(["python"] + sys.argv)}
     summary = summarise(prototype, best, ablation_best, generated, requirements, settings,
                         {"probing": arm_summary(probing), "ablation": arm_summary(ablation)},
