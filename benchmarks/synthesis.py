@@ -180,11 +180,15 @@ def side_by_side(lab: Lab, networks: dict[str, dict]) -> dict[str, dict]:
 
 
 def generate(engine: Any, lab: Lab, requirements: Any, args: argparse.Namespace, bar: Any) -> dict:
-    archs = engine.generate(args.generate)
+    # distinct parameter dicts can build the same network (a skipped block's settings): ask for
+    # more and keep the first `--generate` distinct networks
+    archs = engine.generate(2 * args.generate)
     networks: dict[str, dict] = {}
     for arch in archs:
         params = engine.space.to_parameters(arch)
         key = lab.profiler.build(params).network_key
+        if key in networks or len(networks) >= args.generate:
+            continue
         known = dict(engine.records[arch].metrics) if arch in engine.records else {}
         known.update(engine.measurements.get(arch, {}))
         entry = {"arch": key, "parameters": params, "trained": "accuracy" in known,
@@ -195,7 +199,7 @@ def generate(engine: Any, lab: Lab, requirements: Any, args: argparse.Namespace,
             known.update(result)
             entry.update({"trained": True, **{k: result.get(k) for k in FIGURES}})
         entry["meets_all_requirements"] = requirements.is_met(known) is True if entry["trained"] else None
-        networks.setdefault(key, entry)
+        networks[key] = entry
         bar.update(1)
     listed = list(networks.values())
     return {

@@ -103,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     profiler = HostProfiler(options.builder, options.input_shape, options.num_classes, profiles=(args.profile,),
                             limits=requirements)
     engine = build_engine(record, requirements, profiler)
-    archs = engine.generate(args.n, max_profiler_calls=args.max_calls)
-    written = write_networks(engine, archs, profiler, requirements, args.out)
+    # distinct parameter dicts may build the same network: ask for more, keep n distinct networks
+    archs = engine.generate(2 * args.n, max_profiler_calls=args.max_calls)
+    written = write_networks(engine, archs, profiler, requirements, args.out, limit=args.n)
     summary = {
         "experiment_id": record.experiment_id, "profile": args.profile, "requested": args.n, "found": len(written),
         "requirements": requirements.to_config(), "objective": record.objective.metric,
@@ -123,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_networks(engine: Any, archs: list, profiler: Any, requirements: Any, out: Path) -> list[dict]:
-    """DIR/<k>/ for every generated network that builds a distinct network and meets 1_r by
-    measurement; returns the summary rows."""
+def write_networks(engine: Any, archs: list, profiler: Any, requirements: Any, out: Path,
+                   limit: Optional[int] = None) -> list[dict]:
+    """DIR/<k>/ for the first `limit` generated networks that build distinct networks and meet
+    1_r by measurement; returns the summary rows."""
     import shutil
     import tempfile
 
@@ -134,6 +136,8 @@ def write_networks(engine: Any, archs: list, profiler: Any, requirements: Any, o
     rows: list[dict] = []
     seen: set[str] = set()
     for arch in archs:
+        if limit is not None and len(rows) >= limit:
+            break
         params = engine.space.to_parameters(arch)
         model = profiler.build(params)
         network = getattr(model, "network_key", None) or arch.encode()
