@@ -208,22 +208,31 @@ class GenSynth:
         rows = self._pool_rows()
         if len(rows) == 0:
             return self._repropose()
-        order = self._rank(rows)
+        order, p_feasible = self._rank(rows)
         if self.profiler is None or not self.requirements:
             return self.space.architecture(rows[order[0]])
         calls, allowance = 0, self._call_allowance()
-        position = 0
-        for position, j in enumerate(order):
+        tried: set[int] = set()
+        for j in order:
             arch = self.space.architecture(rows[j])
             if arch in self.measurements:
                 return arch  # measured earlier and feasible (infeasible ones never enter the pool)
             if calls >= allowance:
-                return arch  # out of measurements: the best-ranked unmeasured candidate
+                break
             calls += 1
+            tried.add(int(j))
             measured = self.measure(arch)
             if measured is None or self._pre_training_feasible(measured):
                 return arch
-        return self.space.architecture(rows[order[0]])
+        # Out of measurements without a feasible candidate: train the unmeasured one most likely
+        # to meet 1_r (not the best-ranked: its expected improvement does not help if it fails).
+        untried = [j for j in range(len(rows)) if j not in tried]
+        if not untried:
+            return self.space.architecture(rows[order[0]])
+        rank = np.empty(len(order), dtype=int)
+        rank[order] = np.arange(len(order))
+        best = max(untried, key=lambda j: (p_feasible[j], -rank[j]))
+        return self.space.architecture(rows[best])
 
     def _call_allowance(self) -> int:
         """Profiler calls this request may make: the average stays within `max_profiler_calls`
@@ -283,8 +292,9 @@ class GenSynth:
     def _n_initial(self) -> int:
         return min(self.population_size, 10)
 
-    def _rank(self, rows: np.ndarray) -> np.ndarray:
-        """Row indices ordered by the inquisitor's acquisition (random while data are scarce)."""
+    def _rank(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices ordered by the inquisitor's acquisition (random while data are scarce),
+        and each row's probability of meeting 1_r."""
         x = self.space.features(rows)
         self._condition()
         p_feasible = self.inquisitor.feasibility(x)
@@ -298,7 +308,7 @@ class GenSynth:
         else:
             acquisition = self.inquisitor.expected_improvement(x) * p_feasible
             acquisition += 1e-9 * self.rng.random(len(rows))  # random tie-break
-        return np.argsort(-acquisition)
+        return np.argsort(-acquisition), p_feasible
 
     def _best_feasible_score(self) -> Optional[float]:
         scores = [r.score for r in self.records.values() if r.score is not None and r.feasible]
