@@ -28,21 +28,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from ..results import load_experiment
-    from ..results.export import build_options_from_config, export_trial, parse_input_shape
+    from ..results.export import build_options_for, export_trial
 
     record = load_experiment(args.experiment_id, experiment_dir=args.experiment_dir, port=args.port)
-    options = build_options_from_config(record.config)
-    if args.builder:
-        options = replace(options, builder=args.builder)
-    if args.input_shape:
-        options = replace(options, input_shape=tuple(parse_input_shape(args.input_shape)))
-    if args.num_classes is not None:
-        if args.num_classes < 1:
-            raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
-        options = replace(options, num_classes=args.num_classes)
+    options = build_options_for(record, args.builder, args.input_shape, args.num_classes)
     out = export_trial(record, args.out, args.format, trial_id=args.trial, options=options)
     print(f"exported trial {args.trial or '(best feasible)'} of {record.experiment_id} to {out} "
           f"(details: {out.name}.json)")

@@ -79,10 +79,8 @@ def build_engine(record: Any, requirements: Any, profiler: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
     from ..results import load_experiment
-    from ..results.export import build_options_from_config, parse_input_shape
+    from ..results.export import build_options_for
     from ..synthesis import HostProfiler
 
     if args.n < 1:
@@ -90,15 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_calls is not None and args.max_calls < 1:
         raise ValueError(f"--max-calls must be >= 1, got {args.max_calls}")
     record = load_experiment(args.experiment, experiment_dir=args.experiment_dir, port=args.port)
-    options = build_options_from_config(record.config)
-    if args.builder:
-        options = replace(options, builder=args.builder)
-    if args.input_shape:
-        options = replace(options, input_shape=tuple(parse_input_shape(args.input_shape)))
-    if args.num_classes is not None:
-        if args.num_classes < 1:
-            raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
-        options = replace(options, num_classes=args.num_classes)
+    options = build_options_for(record, args.builder, args.input_shape, args.num_classes)
     requirements = _requirements(record, args.constraints)
     profiler = HostProfiler(options.builder, options.input_shape, options.num_classes, profiles=(args.profile,),
                             limits=requirements)

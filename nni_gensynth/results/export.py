@@ -35,6 +35,24 @@ class BuildOptions:
     num_classes: int = 10
 
 
+def build_options_for(record: Any, builder: Optional[str] = None, input_shape: Optional[str] = None,
+                      num_classes: Optional[int] = None) -> Any:
+    """The experiment's build options (from its trial command), with command-line overrides:
+    a builder, an input shape "1,3,32,32", a class count."""
+    from dataclasses import replace
+
+    options = build_options_from_config(record.config)
+    if builder:
+        options = replace(options, builder=builder)
+    if input_shape:
+        options = replace(options, input_shape=tuple(parse_input_shape(input_shape)))
+    if num_classes is not None:
+        if num_classes < 1:
+            raise ValueError(f"--num-classes must be >= 1, got {num_classes}")
+        options = replace(options, num_classes=num_classes)
+    return options
+
+
 def build_options_from_config(config: dict[str, Any]) -> BuildOptions:
     """BuildOptions from the experiment's trialCommand when it runs nni_gensynth.trial (else defaults)."""
     args = trial_args(config)
