@@ -72,7 +72,8 @@ class TrialOptions:
     weights_path: Optional[str] = None  # where the trained state_dict goes (gensynth export reads it)
 
 
-def _json_object(text: str, what: str) -> dict[str, Any]:
+def json_object(text: str, what: str) -> dict[str, Any]:
+    """The JSON object in `text` (a command-line value); ValueError naming `what` otherwise."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -303,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> TrialOptions:
     return TrialOptions(epochs=args.epochs, hw_profile=args.hw_profile,
-                        constraints=_json_object(args.constraints, "--constraints"),
+                        constraints=json_object(args.constraints, "--constraints"),
                         image_size=args.image_size, channels=args.channels, seed=args.seed,
                         threads=args.threads, data=args.data, builder=args.builder,
                         skip_infeasible=args.skip_infeasible, use_cache=not args.no_cache,
@@ -324,7 +325,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         options = options_from_args(args)
         if args.parameters is not None:
-            parameters = _json_object(args.parameters, "--parameters")
+            parameters = json_object(args.parameters, "--parameters")
         else:
             parameters = nni.get_next_parameter()
             if not parameters:

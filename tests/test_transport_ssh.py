@@ -21,6 +21,23 @@ FAST = ["--backend", "onnxruntime", "--threads", "1", "--warmup-min-time-s", "0.
         "--min-time-s", "0.1", "--min-runs", "10", "--max-runs", "300", "--energy-source", "model"]
 
 
+def start_long_run(transport: SSHTransport, model: Path) -> tuple[threading.Thread, dict]:
+    """A 30 s device-runner call in a thread; `outcome` gets "result" or "error", then "ended_at"."""
+    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
+    outcome: dict = {}
+
+    def measure() -> None:
+        try:
+            outcome["result"] = transport.run_device_runner(model, long_run)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            outcome["error"] = exc
+        outcome["ended_at"] = time.monotonic()
+
+    thread = threading.Thread(target=measure)
+    thread.start()
+    return thread, outcome
+
+
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_onnx(tmp_path_factory.mktemp("models") / "mlp.onnx", width=512)
@@ -135,17 +152,7 @@ def test_changed_host_key_is_refused(ssh_server: SSHServer, tmp_path: Path, onnx
 def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_works(
         ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
-    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
-    outcome: dict = {}
-
-    def measure() -> None:
-        try:
-            outcome["result"] = transport.run_device_runner(onnx_model, long_run)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=measure)
-    thread.start()
+    thread, outcome = start_long_run(transport, onnx_model)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if ssh_server.device_runners():
@@ -176,18 +183,7 @@ def test_device_that_stops_answering_is_a_retryable_error_within_the_liveness_ti
     The keepalive that wants a reply notices within alive_timeout_s, not the 600 s command timeout."""
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path), timeout_s=600.0),
                              alive_interval_s=0.5, alive_timeout_s=2.0)
-    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
-    outcome: dict = {}
-
-    def measure() -> None:
-        try:
-            outcome["result"] = transport.run_device_runner(onnx_model, long_run)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
-            outcome["error"] = exc
-        outcome["ended_at"] = time.monotonic()
-
-    thread = threading.Thread(target=measure)
-    thread.start()
+    thread, outcome = start_long_run(transport, onnx_model)
     deadline = time.monotonic() + 20
     while not ssh_server.device_runners():
         assert time.monotonic() < deadline, "the device runner never started"
@@ -214,17 +210,7 @@ def test_runner_orphaned_by_a_network_drop_is_stopped_before_the_next_run(ssh_se
     """A dropped connection (sshd alive) leaves the runner running on the device; it must not
     load the CPU while the retry measures."""
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
-    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
-    outcome: dict = {}
-
-    def measure() -> None:
-        try:
-            outcome["result"] = transport.run_device_runner(onnx_model, long_run)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=measure)
-    thread.start()
+    thread, outcome = start_long_run(transport, onnx_model)
     deadline = time.monotonic() + 20
     while not ssh_server.device_runners():
         assert time.monotonic() < deadline, "the device runner never started"

@@ -43,15 +43,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _requirements(record: Any, constraints: Optional[str]) -> Any:
     from ..engine.objective import Requirements
 
+    from ..trial import json_object
+
     if constraints is None:
         return record.requirements
-    try:
-        value = json.loads(constraints)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--constraints is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"--constraints must be a JSON object, got {type(value).__name__}")
-    return Requirements(value)
+    return Requirements(json_object(constraints, "--constraints"))
 
 
 def build_engine(record: Any, requirements: Any, profiler: Any) -> Any:
