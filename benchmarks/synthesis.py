@@ -49,7 +49,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--generate", type=int, default=10, help="networks asked from the taught generator")
     parser.add_argument("--population", type=int, default=4, help="results per generator cycle")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--generator-start", choices=("uniform", "prototype"), default="uniform",
+    parser.add_argument("--generator-start", choices=("uniform", "prototype"), default="prototype",
                         help="θ_G at the start: uniform over the derived space, or centred on the prototype "
                              "(GenSynth's prototype argument); both arms learn from the trained, probed prototype first")
     parser.add_argument("--probe-fraction", type=float, default=0.8,

@@ -47,4 +47,4 @@ def test_probing_better_compares_the_best_constrained_results(best, ablation, ex
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         parse_args(["--out", "x.json", "--budget", "0"])
-    assert parse_args(["--out", "x.json"]).generator_start == "uniform"
+    assert parse_args(["--out", "x.json"]).generator_start == "prototype"  # θ_G starts at the prototype
