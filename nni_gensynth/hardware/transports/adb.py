@@ -44,7 +44,7 @@ from adbutils import AdbClient, AdbConnection, AdbError
 from nni_gensynth.device.energy import DEFAULT_ACTIVE_POWER_W, battery_energy, model_energy
 
 from .base import DeviceError
-from .remote import last_json_object, remote_model_name, runner_files, runner_version, substitute_model_path, tail
+from .remote import remote_model_name, runner_answer, runner_files, runner_version, substitute_model_path, tail
 from .remote import transport_settings
 
 DEFAULT_WORKDIR = "/data/local/tmp/nni-gensynth"
@@ -331,18 +331,12 @@ class ADBTransport:
         command = (f"cd {shlex.quote(runner_dir)} && {shlex.quote(self.python)} -m nni_gensynth.device "
                    + " ".join(shlex.quote(a) for a in argv))
         stdout, stderr, code = self._shell(device, command)
-        result = last_json_object(stdout)
-        if code != 0 or result is None or not result.get("ok", False):
-            if result is not None and "error" in result:
-                reason = str(result["error"])
-            elif code == 127:
-                reason = (f"{self.python!r} not found on the phone (install Python, numpy, psutil and "
-                          f"ai-edge-litert or tflite-runtime, e.g. in Termux, and set transport.python): "
-                          f"{tail(stdout + stderr)}")
-            else:
-                reason = f"no JSON result: {tail(stdout + stderr) or '(no output)'}"
-            raise DeviceError(f"device runner on {self.serial} failed (exit {code}): {reason}", retryable=False)
-        return result
+        return runner_answer(
+            stdout, code, self.serial,
+            not_found_hint=(f"{self.python!r} not found on the phone (install Python, numpy, psutil and "
+                            f"ai-edge-litert or tflite-runtime, e.g. in Termux, and set transport.python): "
+                            f"{tail(stdout + stderr)}"),
+            output_tail=tail(stdout + stderr))
 
     def _push_runner(self, device: adbutils.AdbDevice) -> str:
         files = runner_files()

@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import nni_gensynth
 
+from .base import DeviceError
+
 PACKAGE_DIR = Path(nni_gensynth.__file__).resolve().parent
 _HASH_CHUNK = 1 << 20
 
@@ -123,3 +125,18 @@ def tail(text: str, lines: int = 8) -> str:
     """The last few non-empty lines of a command's output, for error messages."""
     kept = [line for line in text.strip().splitlines() if line.strip()]
     return "\n".join(kept[-lines:])
+
+
+def runner_answer(stdout: str, exit_code: int, where: str, not_found_hint: str, output_tail: str) -> Dict:
+    """The device runner's JSON answer, or DeviceError(retryable=False) saying why there is none:
+    the runner's own error, `not_found_hint` for exit 127 (no interpreter), else `output_tail`."""
+    result = last_json_object(stdout)
+    if exit_code == 0 and result is not None and result.get("ok", False):
+        return result
+    if result is not None and "error" in result:
+        reason = str(result["error"])
+    elif exit_code == 127:
+        reason = not_found_hint
+    else:
+        reason = f"no JSON result: {output_tail or '(no output)'}"
+    raise DeviceError(f"device runner on {where} failed (exit {exit_code}): {reason}", retryable=False)

@@ -35,8 +35,8 @@ import paramiko
 
 from .base import DeviceError
 from .remote import (
-    last_json_object,
     remote_model_name,
+    runner_answer,
     runner_files,
     runner_version,
     substitute_model_path,
@@ -366,18 +366,11 @@ class SSHTransport:
                 f"SSH connection to {self._where()} was lost during the measurement "
                 f"(no exit status received); the device may have rebooted, lost network or power",
                 retryable=True)
-        result = last_json_object(stdout)
-        if status != 0 or result is None or not result.get("ok", False):
-            if result is not None and "error" in result:
-                reason = str(result["error"])
-            elif status == 127:
-                reason = (f"{self.python!r} or the runner was not found on the device (set transport.python "
-                          f"in the profile): {tail(stderr)}")
-            else:
-                reason = f"no JSON result; stderr: {tail(stderr) or '(empty)'}"
-            raise DeviceError(f"device runner on {self._where()} failed (exit {status}): {reason}",
-                              retryable=False)
-        return result
+        return runner_answer(
+            stdout, status, self._where(),
+            not_found_hint=(f"{self.python!r} or the runner was not found on the device (set transport.python "
+                            f"in the profile): {tail(stderr)}"),
+            output_tail=f"stderr: {tail(stderr) or '(empty)'}")
 
 
 def runner_command(runner_dir: str, python: str, argv: List[str]) -> str:
