@@ -98,11 +98,6 @@ class Generator:
         """A fresh network N_s drawn from θ_G (nested decisions only when active)."""
         return self.space.architecture(self.sample_rows(1, rng)[0])
 
-    def mutate(self, arch: Architecture, rng: np.random.Generator, n_changes: int = 1) -> Architecture:
-        """A neighbour of `arch` (see `mutate_rows`)."""
-        row = self.space.values_row(arch)[None, :]
-        return self.space.architecture(self.mutate_rows(row, rng, np.array([n_changes]))[0])
-
     def sample_rows(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n value rows drawn from θ_G."""
         return self._complete(np.full((n, len(self.space.all_decisions)), np.nan), rng)

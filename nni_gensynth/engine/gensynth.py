@@ -246,9 +246,6 @@ class GenSynth:
         measured = self.measure(arch)
         return measured is None or self._pre_training_feasible(measured)
 
-    def _seen(self, arch: Architecture) -> bool:
-        return arch in self.records or arch in self.pending
-
     def _exclude(self, arch: Architecture) -> None:
         """Keep `arch` out of future pools (proposed, trained, or measured infeasible)."""
         self._excluded.add(self.space.values_row(arch).tobytes())
