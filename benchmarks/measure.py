@@ -3,7 +3,9 @@
 For three reference convnets (built inline with torch) on the host profiles it prints:
 
 - repeatability: CV across 5 independent measurements of the median (target <= 3% for networks
-  of 1 ms or more);
+  of 1 ms or more), with the profile's repeat policy (time at least min_time_s, then go on while
+  the median's relative standard error is above target_rse, up to max_time_s) and, interleaved
+  with it as the baseline, the same profile with a fixed min_time_s (no settling);
 - overhead: wall time per measurement including export, divided by the timed inference time
   (target <= 3x), for the first measurement (exports) and the later ones (export cached);
 - cache hit: wall time of ``measure()`` answered from the cache (target <= 20 ms);
@@ -12,6 +14,10 @@ For three reference convnets (built inline with torch) on the host profiles it p
   ((max - min) / median; target <= 5%).
 
     python benchmarks/measure.py [--out results.json] [--repeats 5] [--profiles host-cpu,host-tflite]
+                                 [--disturb]
+
+--disturb runs a load that comes and goes on every core during the repeatability runs (busy and
+idle spells of 0.2-1.5 s at random), the kind of neighbour a shared machine has.
 
 Uses a fresh cache directory (so the first measurement really exports) unless --cache-dir is given.
 """
@@ -62,6 +68,13 @@ def timed_s(m: Any) -> float:
     return sum(m.samples_ms) / 1000.0
 
 
+def fixed_time_policy(profile: Any) -> Any:
+    """The profile with its repeat policy cut back to a fixed min_time_s (the baseline)."""
+    from dataclasses import replace
+
+    return replace(profile, repeat=replace(profile.repeat, target_rse=None, max_time_s=None))
+
+
 def bench_network(name: str, net: Any, profile: Any, repeats: int) -> Dict[str, Any]:
     from nni_gensynth.device import stats
     from nni_gensynth.hardware import measure
@@ -69,11 +82,13 @@ def bench_network(name: str, net: Any, profile: Any, repeats: int) -> Dict[str, 
     start = time.perf_counter()
     first = measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False)  # exports
     first_wall = time.perf_counter() - start
-    runs = []
-    for _ in range(repeats):
+    baseline = fixed_time_policy(profile)
+    runs, fixed = [], []
+    for _ in range(repeats):  # interleaved, so both policies meet the same conditions
         start = time.perf_counter()
         m = measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False)  # export cached on disk
         runs.append((m, time.perf_counter() - start))
+        fixed.append(measure(net, baseline, input_shape=INPUT_SHAPE, use_cache=False).median_ms)
     hits = []
     for _ in range(5):
         start = time.perf_counter()
@@ -87,9 +102,12 @@ def bench_network(name: str, net: Any, profile: Any, repeats: int) -> Dict[str, 
         "network": name, "profile": profile.name, "runtime": first.spec.runtime,
         "median_ms": statistics.median(medians), "medians_ms": medians,
         "cv_of_medians": stats.cv(medians),
+        "fixed_medians_ms": fixed, "cv_of_fixed_medians": stats.cv(fixed),
         "cpu_median_ms": statistics.median(cpu_medians) if cpu_medians else None,
         "cv_of_cpu_medians": stats.cv(cpu_medians) if cpu_medians else None,
         "within_run_robust_cv": statistics.median(m.robust_cv for m, _ in runs),
+        "median_rse": statistics.median(m.median_rse for m, _ in runs),
+        "timed_s": [round(timed_s(m), 2) for m, _ in runs],
         "first_wall_s": first_wall, "first_timed_s": timed_s(first), "first_overhead": first_wall / timed_s(first),
         "wall_s": statistics.median(w for _, w in runs), "overhead": statistics.median(overheads),
         "cache_hit_ms": statistics.median(hits),
@@ -115,6 +133,22 @@ def bench_processes(model_path: Path, profile: str, count: int, env: Dict[str, s
             "process_wall_s": statistics.median(walls)}
 
 
+DISTURBER = """
+import random, time
+rng = random.Random({seed})
+while True:
+    end = time.perf_counter() + rng.uniform(0.2, 1.5)
+    while time.perf_counter() < end:
+        pass
+    time.sleep(rng.uniform(0.2, 1.5))
+"""
+
+
+def start_disturbers() -> List[subprocess.Popen]:
+    """One process per core alternating busy and idle spells of random length."""
+    return [subprocess.Popen([sys.executable, "-c", DISTURBER.format(seed=i)]) for i in range(os.cpu_count() or 1)]
+
+
 def spread(values: List[float]) -> float:
     """(max - min) / median."""
     return (max(values) - min(values)) / statistics.median(values)
@@ -126,6 +160,8 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--profiles", default="host-cpu,host-tflite")
     parser.add_argument("--cache-dir", default=None, help="default: a fresh temporary directory")
+    parser.add_argument("--disturb", action="store_true",
+                        help="run a load that comes and goes on every core during the repeatability runs")
     args = parser.parse_args(argv)
 
     cache = args.cache_dir or tempfile.mkdtemp(prefix="gensynth-bench-")
@@ -142,10 +178,16 @@ def main(argv: List[str] = None) -> int:
     networks = reference_networks()
     profiles = [load_profile(p) for p in args.profiles.split(",")]
     rows = []
-    for name, net in networks.items():
-        for profile in profiles:
-            print(f"measuring {name} on {profile.name} ...", file=sys.stderr, flush=True)
-            rows.append(bench_network(name, net, profile, args.repeats))
+    disturbers = start_disturbers() if args.disturb else []
+    try:
+        for name, net in networks.items():
+            for profile in profiles:
+                print(f"measuring {name} on {profile.name} ...", file=sys.stderr, flush=True)
+                rows.append(bench_network(name, net, profile, args.repeats))
+    finally:
+        for process in disturbers:
+            process.kill()
+            process.wait()
 
     onnx_profile = next((p for p in profiles if p.backend == "onnxruntime"), None)
     processes = None
@@ -163,18 +205,22 @@ def main(argv: List[str] = None) -> int:
 
     load_after = os.getloadavg()[0]
     print(f"\nexporter import (once per process): {import_s:.2f} s; cache: {cache}")
+    if args.disturb:
+        print("--disturb: a load that came and went on every core during the repeatability runs")
     print(f"1-min load average {load_before:.1f} before, {load_after:.1f} after, on {os.cpu_count()} cores "
           f"(other programs on the machine inflate wall-time figures; CPU-time columns are immune)\n")
-    header = (f"{'network':8} {'profile':12} {'median ms':>10} {'CV(5 med)':>9} {'cpu ms':>8} {'CV cpu':>7} "
-              f"{'rCV in-run':>10} "
+    header = (f"{'network':8} {'profile':12} {'median ms':>10} {'CV(5 med)':>9} {'fixed CV':>8} {'cpu ms':>8} {'CV cpu':>7} "
+              f"{'rCV in-run':>10} {'RSE':>6} {'timed s':>11} "
               f"{'1st wall s':>10} {'1st ovh':>7} {'wall s':>7} {'overhead':>8} {'hit ms':>7} {'mJ/inf':>8} {'MB':>6}")
     print(header)
     print("-" * len(header))
     for r in rows:
         cpu_ms = "n/a" if r["cpu_median_ms"] is None else f"{r['cpu_median_ms']:.4f}"
         cpu_cv = "n/a" if r["cv_of_cpu_medians"] is None else f"{r['cv_of_cpu_medians']:.2%}"
-        print(f"{r['network']:8} {r['profile']:12} {r['median_ms']:10.4f} {r['cv_of_medians']:9.2%} {cpu_ms:>8} {cpu_cv:>7} "
-              f"{r['within_run_robust_cv']:10.2%} {r['first_wall_s']:10.2f} {r['first_overhead']:6.2f}x "
+        print(f"{r['network']:8} {r['profile']:12} {r['median_ms']:10.4f} {r['cv_of_medians']:9.2%} "
+              f"{r['cv_of_fixed_medians']:8.2%} {cpu_ms:>8} {cpu_cv:>7} "
+              f"{r['within_run_robust_cv']:10.2%} {r['median_rse']:6.2%} "
+              f"{min(r['timed_s']):5.1f}-{max(r['timed_s']):<5.1f} {r['first_wall_s']:10.2f} {r['first_overhead']:6.2f}x "
               f"{r['wall_s']:7.2f} {r['overhead']:7.2f}x {r['cache_hit_ms']:7.2f} {r['energy_mj']:8.4f} "
               f"{r['peak_mem_mb']:6.1f}")
     print()
@@ -204,6 +250,7 @@ def main(argv: List[str] = None) -> int:
         args.out.write_text(json.dumps({"rows": rows, "ratios": ratios, "processes": processes,
                                         "exporter_import_s": import_s, "load_avg_before": load_before,
                                         "load_avg_after": load_after, "cpu_count": os.cpu_count(),
+                                        "disturb": args.disturb,
                                         "targets": {label: ok for label, ok in checks}}, indent=2))
         print(f"\nwrote {args.out}")
     return 0

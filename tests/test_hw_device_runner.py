@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,46 @@ def test_in_process_load_and_timing_loop(models):
         runner.time_runs(model.run, 0.0, 10, 5)
     with pytest.raises(ValueError, match="threads"):
         runner.load_model(str(models["litert"]), "litert", threads=0)
+
+
+class _SlowingDown:
+    """A fake inference whose cost changes over time, as under load that comes and goes: every
+    `period` calls it switches between 1 ms and 1.3 ms of busy-waiting."""
+
+    def __init__(self, period: int) -> None:
+        self.calls, self.period = 0, period
+
+    def __call__(self) -> None:
+        slow = (self.calls // self.period) % 2 == 1
+        self.calls += 1
+        end = time.perf_counter() + (0.0013 if slow else 0.001)
+        while time.perf_counter() < end:
+            pass
+
+
+def test_timing_goes_on_until_the_median_settles():
+    # steady cost: block medians agree, nothing beyond min_time_s
+    steady = runner.time_runs(_SlowingDown(10**9), 0.1, 10, 100000, max_time_s=1.0, target_rse=0.01)
+    assert 0.1 <= sum(steady) / 1000 < 0.2
+    assert stats.median_rse(steady) <= 0.01
+    # a slow spell in the middle of the minimum: the block medians disagree, timing goes on
+    settling = runner.time_runs(_SlowingDown(40), 0.1, 10, 100000, max_time_s=1.0, target_rse=0.01)
+    without = runner.time_runs(_SlowingDown(40), 0.1, 10, 100000)
+    assert stats.median_rse(without) > 0.01
+    assert sum(settling) / 1000 > 0.15 and len(settling) > len(without)
+    # never beyond max_time_s (plus one step), even when it never settles
+    never = runner.time_runs(_SlowingDown(25), 0.1, 10, 100000, max_time_s=0.3, target_rse=1e-6)
+    assert 0.3 <= sum(never) / 1000 < 0.4
+    with pytest.raises(ValueError, match="target_rse"):
+        runner.time_runs(_SlowingDown(10), 0.1, 10, 100, target_rse=1.5)
+
+
+def test_median_rse_reads_disagreeing_blocks():
+    assert stats.median_rse([1.0] * 50) == 0.0
+    assert stats.median_rse([1.0] * 25 + [2.0] * 25) > 0.1
+    assert stats.median_rse([1.0, 2.0, 3.0]) == 0.0  # too few samples per block to tell
+    with pytest.raises(ValueError):
+        stats.median_rse([1.0] * 10, blocks=1)
 
 
 def test_exports_are_valid_and_cached(models):

@@ -2,7 +2,7 @@
 
     python -m nni_gensynth.device measure --model PATH --backend onnxruntime|litert --threads N
         [--affinity 0,1|big] [--warmup-min-time-s 1.0 --warmup-min-runs 10]
-        [--min-time-s 2.0 --min-runs 30 --max-runs 10000]
+        [--min-time-s 2.0 --min-runs 30 --max-runs 10000] [--max-time-s 6.0 --target-rse 0.01]
         [--energy-source auto|rapl|battery|pmic|ina219|model] [--energy-config JSON] [--sysfs-root /]
     python -m nni_gensynth.device info [--sysfs-root /]
 
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--min-time-s", type=float, default=2.0)
     measure.add_argument("--min-runs", type=int, default=30)
     measure.add_argument("--max-runs", type=int, default=10000)
+    measure.add_argument("--target-rse", type=float, default=None,
+                         help="keep timing while the median's relative standard error is above this")
+    measure.add_argument("--max-time-s", type=float, default=None, help="timing limit with --target-rse")
     measure.add_argument("--energy-source", default="auto", choices=energy.SOURCES)
     measure.add_argument("--energy-config", default="{}", help="JSON object of energy settings")
     measure.add_argument("--sysfs-root", default="/")
@@ -61,6 +64,10 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         raise ValueError("--energy-config must be a JSON object")
     if args.min_time_s < 0 or args.warmup_min_time_s < 0 or args.warmup_min_runs < 0:
         raise ValueError("--min-time-s, --warmup-min-time-s and --warmup-min-runs must be >= 0")
+    if args.target_rse is not None and not 0.0 < args.target_rse < 1.0:
+        raise ValueError(f"--target-rse must be in (0, 1), got {args.target_rse}")
+    if args.max_time_s is not None and args.max_time_s < args.min_time_s:
+        raise ValueError(f"--max-time-s ({args.max_time_s}) must be >= --min-time-s ({args.min_time_s})")
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"--model file not found: {args.model}")
 
@@ -74,7 +81,8 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
     warm_runs, warm_s = runner.warm_up(model.run, args.warmup_min_time_s, args.warmup_min_runs)
     meter.start()
     cpu_samples: Optional[List[float]] = [] if args.threads == 1 else None
-    samples = runner.time_runs(model.run, args.min_time_s, args.min_runs, args.max_runs, cpu_samples)
+    samples = runner.time_runs(model.run, args.min_time_s, args.min_runs, args.max_runs, cpu_samples,
+                               max_time_s=args.max_time_s, target_rse=args.target_rse)
     energy_result = meter.stop(len(samples))
     peak_mem_mb = memory.stop()
     return {
@@ -88,6 +96,8 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         "affinity": affinity,
         "input_shapes": [list(s) for s in model.input_shapes],
         "warmup": {"runs": warm_runs, "time_s": warm_s},
+        "stability": {"median_rse": stats.median_rse(samples), "target_rse": args.target_rse,
+                      "timed_s": sum(samples) / 1000.0},
         "peak_mem_mb": peak_mem_mb,
         "energy": energy_result,
         "thermal": thermal.stop(),

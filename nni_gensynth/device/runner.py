@@ -13,6 +13,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 
+from . import stats
 from .system import runtime_name
 
 BACKENDS = ("onnxruntime", "litert")
@@ -131,9 +132,15 @@ def _cpu_clock_overhead_ms(repeats: int = 200) -> float:
 
 
 def time_runs(run: Callable[[], Any], min_time_s: float, min_runs: int, max_runs: int,
-              cpu_samples: Optional[List[float]] = None) -> List[float]:
+              cpu_samples: Optional[List[float]] = None, max_time_s: Optional[float] = None,
+              target_rse: Optional[float] = None) -> List[float]:
     """Per-inference wall times in ms: repeat until ``min_time_s`` of timed inference AND
     ``min_runs`` samples, stopping at ``max_runs``.
+
+    With ``target_rse``, timing then goes on in steps of a fifth of ``min_time_s`` while the
+    median's relative standard error (``stats.median_rse``) is above it, up to ``max_time_s`` of
+    timed inference: a measurement disturbed by load that comes and goes is lengthened until
+    its median settles, instead of being returned as it happened to fall.
 
     When ``cpu_samples`` is a list, the calling thread's CPU time per inference (ms) is appended
     to it as well. With one interpreter thread the inference runs on the calling thread, so this
@@ -141,19 +148,27 @@ def time_runs(run: Callable[[], Any], min_time_s: float, min_runs: int, max_runs
     """
     if min_runs < 1 or max_runs < min_runs:
         raise ValueError(f"need 1 <= min_runs <= max_runs, got min_runs={min_runs}, max_runs={max_runs}")
+    if target_rse is not None and not 0.0 < target_rse < 1.0:
+        raise ValueError(f"target_rse must be in (0, 1), got {target_rse}")
     samples: List[float] = []
     total_ns = 0
     clock = time.perf_counter_ns
     cpu_clock = time.thread_time_ns if cpu_samples is not None else None
     cpu_overhead_ms = _cpu_clock_overhead_ms() if cpu_samples is not None else 0.0
-    while len(samples) < max_runs and (len(samples) < min_runs or total_ns < min_time_s * 1e9):
-        if cpu_clock is not None:
-            c0 = cpu_clock()
-        t0 = clock()
-        run()
-        elapsed = clock() - t0
-        if cpu_clock is not None:
-            cpu_samples.append(max((cpu_clock() - c0) / 1e6 - cpu_overhead_ms, 0.0))
-        total_ns += elapsed
-        samples.append(elapsed / 1e6)
-    return samples
+    limit_ns = max(min_time_s, max_time_s or 0.0) * 1e9
+    goal_ns = min_time_s * 1e9
+    while True:
+        while len(samples) < max_runs and (len(samples) < min_runs or total_ns < goal_ns):
+            if cpu_clock is not None:
+                c0 = cpu_clock()
+            t0 = clock()
+            run()
+            elapsed = clock() - t0
+            if cpu_clock is not None:
+                cpu_samples.append(max((cpu_clock() - c0) / 1e6 - cpu_overhead_ms, 0.0))
+            total_ns += elapsed
+            samples.append(elapsed / 1e6)
+        if (target_rse is None or len(samples) >= max_runs or total_ns >= limit_ns
+                or stats.median_rse(samples) <= target_rse):
+            return samples
+        goal_ns = min(limit_ns, total_ns + max(min_time_s, 1e-3) * 1e9 / 5)

@@ -52,6 +52,20 @@ def robust_cv(samples: Sequence[float]) -> float:
     return iqr(samples) / 1.349 / middle if middle > 0 else 0.0
 
 
+def median_rse(samples: Sequence[float], blocks: int = 5) -> float:
+    """Relative standard error of the median, from the medians of ``blocks`` consecutive runs of
+    samples: stdev(block medians) / mean / sqrt(blocks). Load that comes and goes during a
+    measurement shows up as block medians that disagree; it is what makes two measurements of
+    one model differ, so this estimates their CV (0 with fewer than two samples per block)."""
+    if blocks < 2:
+        raise ValueError(f"median_rse needs at least 2 blocks, got {blocks}")
+    size = len(samples) // blocks
+    if size < 2:
+        return 0.0
+    block_medians = [median(samples[i * size:(i + 1) * size]) for i in range(blocks)]
+    return cv(block_medians) / math.sqrt(blocks)
+
+
 def summarize(samples: Sequence[float]) -> Dict[str, float]:
     """median, p90, iqr, cv, robust_cv, mean, min, max and count of a sample list."""
     if not samples:

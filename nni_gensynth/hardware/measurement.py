@@ -94,6 +94,11 @@ class Measurement:
         return self.cv if self.samples_kind == "summary" else self.summary["robust_cv"]
 
     @property
+    def median_rse(self) -> Optional[float]:
+        """Relative standard error of the median (``stats.median_rse``; None for summary-only runs)."""
+        return None if self.samples_kind == "summary" else stats.median_rse(self.samples_ms)
+
+    @property
     def energy_mj(self) -> float:
         return float(self.energy["energy_mj"])
 
@@ -129,6 +134,7 @@ class Measurement:
             "latency_cpu_ms": self.cpu_median_ms,
             "cv": self.cv,
             "robust_cv": self.robust_cv,
+            "latency_rse": self.median_rse,
             "energy_mj": self.energy_mj,
             "energy_source": self.energy_source,
             "peak_mem_mb": float(self.peak_mem_mb),

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping as MappingABC
 from dataclasses import asdict, dataclass, field, fields as dataclass_fields
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 PROFILE_DIR_ENV = "GENSYNTH_HW_PROFILES"
 REPO_PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
@@ -81,11 +81,23 @@ class WarmupPolicy:
 
 @dataclass(frozen=True)
 class RepeatPolicy:
-    """Time at least min_time_s of inference AND min_runs samples, at most max_runs."""
+    """Time at least min_time_s of inference AND min_runs samples, at most max_runs; with
+    target_rse, go on (up to max_time_s) while the median's relative standard error is above it."""
 
     min_time_s: float = 2.0
     min_runs: int = 30
     max_runs: int = 10000
+    target_rse: Optional[float] = None
+    max_time_s: Optional[float] = None
+
+    def runner_args(self) -> List[str]:
+        """The device runner's timing arguments."""
+        args = ["--min-time-s", repr(self.min_time_s), "--min-runs", str(self.min_runs),
+                "--max-runs", str(self.max_runs)]
+        if self.target_rse is not None:
+            args += ["--target-rse", repr(self.target_rse),
+                     "--max-time-s", repr(self.max_time_s if self.max_time_s is not None else 3 * self.min_time_s)]
+        return args
 
 
 @dataclass(frozen=True)
@@ -130,9 +142,7 @@ class HardwareProfile:
         args = ["--backend", self.backend, "--threads", str(self.threads),
                 "--warmup-min-time-s", repr(self.warmup.min_time_s),
                 "--warmup-min-runs", str(self.warmup.min_runs),
-                "--min-time-s", repr(self.repeat.min_time_s),
-                "--min-runs", str(self.repeat.min_runs),
-                "--max-runs", str(self.repeat.max_runs),
+                *self.repeat.runner_args(),
                 "--energy-source", self.energy.source,
                 "--energy-config", json.dumps(self.energy.runner_config(), sort_keys=True)]
         if self.cpu_affinity is not None:
@@ -280,13 +290,21 @@ def profile_from_dict(raw: Any, origin: str = "<dict>") -> HardwareProfile:
             min_time_s=c.number(w.get("min_time_s", WarmupPolicy.min_time_s), "warmup.min_time_s"),
             min_runs=c.integer(w.get("min_runs", WarmupPolicy.min_runs), "warmup.min_runs", 0))
     if "repeat" in data:
-        r = c.mapping(data["repeat"], "repeat", ("min_time_s", "min_runs", "max_runs"))
+        r = c.mapping(data["repeat"], "repeat", ("min_time_s", "min_runs", "max_runs", "target_rse", "max_time_s"))
         repeat = RepeatPolicy(
             min_time_s=c.number(r.get("min_time_s", RepeatPolicy.min_time_s), "repeat.min_time_s"),
             min_runs=c.integer(r.get("min_runs", RepeatPolicy.min_runs), "repeat.min_runs", 1),
-            max_runs=c.integer(r.get("max_runs", RepeatPolicy.max_runs), "repeat.max_runs", 1))
+            max_runs=c.integer(r.get("max_runs", RepeatPolicy.max_runs), "repeat.max_runs", 1),
+            target_rse=None if r.get("target_rse") is None
+            else c.number(r["target_rse"], "repeat.target_rse", 0.0, strict=True),
+            max_time_s=None if r.get("max_time_s") is None else c.number(r["max_time_s"], "repeat.max_time_s"))
         if repeat.max_runs < repeat.min_runs:
             raise c.fail("repeat.max_runs", f"must be >= repeat.min_runs ({repeat.min_runs}), got {repeat.max_runs}")
+        if repeat.target_rse is not None and repeat.target_rse >= 1.0:
+            raise c.fail("repeat.target_rse", f"must be < 1 (a fraction such as 0.01), got {repeat.target_rse}")
+        if repeat.max_time_s is not None and repeat.max_time_s < repeat.min_time_s:
+            raise c.fail("repeat.max_time_s", f"must be >= repeat.min_time_s ({repeat.min_time_s}), "
+                                              f"got {repeat.max_time_s}")
         out["repeat"] = repeat
     if "energy" in data:
         out["energy"] = _build_energy(c, data["energy"])
@@ -355,3 +373,28 @@ def load_profile(name_or_path: Union[str, os.PathLike, HardwareProfile]) -> Hard
     except yaml.YAMLError as exc:
         raise ProfileError(f"hardware profile {path}: not valid YAML: {exc}") from None
     return profile_from_dict(raw, str(path))
+
+
+def load_profiles(spec: Union[str, os.PathLike, HardwareProfile, Sequence[Any]]) -> Tuple[HardwareProfile, ...]:
+    """Several profiles: "host-cpu,host-tflite" (comma-separated names or paths), one profile,
+    or a sequence of them. The first is the primary one. Each backend may appear once, because
+    the others' metrics are named after it (``litert_latency_ms``, see ``measure_profiles``)."""
+    if isinstance(spec, str):
+        items: Sequence[Any] = [part.strip() for part in spec.split(",")]
+        if not all(items):
+            raise ValueError(f"hardware profiles {spec!r}: an empty name between commas")
+    elif isinstance(spec, (os.PathLike, HardwareProfile)):
+        items = [spec]
+    else:
+        items = list(spec)
+    if not items:
+        raise ValueError("at least one hardware profile is needed")
+    profiles = tuple(load_profile(item) for item in items)
+    seen: Dict[str, str] = {}
+    for profile in profiles:
+        if profile.backend in seen:
+            raise ValueError(f"hardware profiles {seen[profile.backend]!r} and {profile.name!r} both run backend "
+                             f"{profile.backend!r}; give one profile per backend")
+        seen[profile.backend] = profile.name
+    return profiles
+

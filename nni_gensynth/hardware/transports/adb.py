@@ -165,6 +165,10 @@ def _runner_options(args: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--min-time-s", type=float, default=2.0)
     parser.add_argument("--min-runs", type=int, default=30)
     parser.add_argument("--max-runs", type=int, default=10000)
+    # benchmark_model reports only an average, so the median cannot be watched while it runs:
+    # the settle-until-stable policy is accepted and not applied in this mode
+    parser.add_argument("--target-rse", type=float, default=None)
+    parser.add_argument("--max-time-s", type=float, default=None)
     parser.add_argument("--energy-source", default="auto")
     parser.add_argument("--energy-config", default="{}")
     parser.add_argument("--sysfs-root", default="/")
