@@ -18,6 +18,7 @@ COMMANDS = {
     "report": "nni_gensynth.commands.report",
     "export": "nni_gensynth.commands.export",
     "generate": "nni_gensynth.commands.generate",
+    "cache": "nni_gensynth.commands.cache",
 }
 
 

@@ -46,3 +46,34 @@ def test_package_import_stays_light():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["[]", "host-cpu"]
+
+
+def test_prune_deletes_only_old_measurements_and_exports(tmp_path, monkeypatch):
+    import os
+    import time
+    from dataclasses import replace
+
+    import pytest
+
+    from nni_gensynth.cli import main
+    from nni_gensynth.hardware.cache import prune_files
+
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path))
+    cache = MeasurementCache()
+    day = 86400.0
+    old, new = _measurement("old", 1.0), _measurement("new", 2.0)
+    cache.put("old", replace(old, created=time.time() - 40 * day))
+    cache.put("new", new)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "old.onnx").write_bytes(b"x" * 1000)
+    os.utime(exports / "old.onnx", (time.time() - 40 * day,) * 2)
+    (exports / "new.onnx").write_bytes(b"y" * 10)
+    assert main(["cache", "--prune-older-than", "30"]) == 0
+    assert cache.get("old") is None and cache.get("new") is not None and len(cache) == 1
+    assert sorted(p.name for p in exports.iterdir()) == ["new.onnx"]
+    assert prune_files(tmp_path / "absent", 0.0) == (0, 0)
+    assert main(["cache", "--prune-older-than", "-1"]) == 2  # named error, nothing deleted
+    with pytest.raises(ValueError, match="older_than_s"):
+        cache.prune(-1)
+    assert main(["cache"]) == 0 and len(cache) == 1

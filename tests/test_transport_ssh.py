@@ -205,6 +205,25 @@ def test_device_that_stops_answering_is_a_retryable_error_within_the_liveness_ti
     transport.close()
 
 
+def test_device_that_stops_answering_during_an_upload_is_a_retryable_error(
+        ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    """Silence while files are pushed: paramiko's SFTP would wait up to an hour for the channel; the
+    link guard closes it within alive_timeout_s and the next call, once the device is back, works."""
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)),
+                             alive_interval_s=0.5, alive_timeout_s=2.0)
+    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True  # connected, runner pushed
+    ssh_server.freeze()
+    frozen_at = time.monotonic()
+    with pytest.raises(DeviceError) as caught:
+        transport.run_device_runner(onnx_model, FAST)  # first SFTP request gets no answer
+    assert time.monotonic() - frozen_at < 15
+    assert caught.value.retryable is True and "pushed" in str(caught.value) and "127.0.0.1" in str(caught.value)
+    ssh_server.kill()
+    ssh_server.start()
+    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+    transport.close()
+
+
 def test_runner_orphaned_by_a_network_drop_is_stopped_before_the_next_run(ssh_server: SSHServer, tmp_path: Path,
                                                                           onnx_model: Path):
     """A dropped connection (sshd alive) leaves the runner running on the device; it must not

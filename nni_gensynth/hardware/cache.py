@@ -96,6 +96,16 @@ class MeasurementCache:
                              (device_id, backend)).fetchone()
         return row[0] if row else None
 
+    def prune(self, older_than_s: float, now: Optional[float] = None) -> int:
+        """Delete measurements made more than ``older_than_s`` seconds ago; how many went."""
+        if older_than_s < 0:
+            raise ValueError(f"older_than_s must be >= 0, got {older_than_s}")
+        cutoff = (time.time() if now is None else now) - older_than_s
+        with closing(self._connect()) as db:
+            deleted = db.execute("DELETE FROM measurements WHERE created < ?", (cutoff,)).rowcount
+            db.execute("VACUUM")
+        return int(deleted)
+
     def __len__(self) -> int:
         with closing(self._connect()) as db:
             return int(db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0])
@@ -109,3 +119,28 @@ class MeasurementCache:
 def _decode(blob: "bytes | str") -> Measurement:
     text = blob if isinstance(blob, str) else zlib.decompress(blob).decode("utf-8")  # str: rows before compression
     return Measurement.from_json(text, from_cache=True)
+
+
+def prune_files(directory: Path, older_than_s: float, now: Optional[float] = None) -> "tuple[int, int]":
+    """Delete files under ``directory`` last written more than ``older_than_s`` seconds ago
+    (exports: rebuilt on demand); (files deleted, bytes freed)."""
+    if older_than_s < 0:
+        raise ValueError(f"older_than_s must be >= 0, got {older_than_s}")
+    cutoff = (time.time() if now is None else now) - older_than_s
+    count = freed = 0
+    for path in Path(directory).rglob("*") if Path(directory).is_dir() else ():
+        try:
+            info = path.stat()
+            if path.is_file() and info.st_mtime < cutoff:
+                path.unlink()
+                count, freed = count + 1, freed + info.st_size
+        except FileNotFoundError:  # another process pruned or replaced it meanwhile
+            continue
+    return count, freed
+
+
+def folder_size(directory: Path) -> "tuple[int, int]":
+    """(files, bytes) under ``directory`` (0, 0 when absent)."""
+    files = [p for p in Path(directory).rglob("*") if p.is_file()] if Path(directory).is_dir() else []
+    return len(files), sum(p.stat().st_size for p in files)
+

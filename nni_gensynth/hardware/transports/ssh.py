@@ -13,7 +13,8 @@ What is pushed, over SFTP into the profile's ``workdir``:
 Uploads go to a temporary name and are renamed when complete, so a dropped connection never
 leaves a half-written file under a final name. The command run is
 ``cd WORKDIR/runner-<hash> && PYTHON -m nni_gensynth.device measure ...``; only the JSON object on
-its last stdout line is read back. While it runs, the link is probed (``LinkWatch``): a device
+its last stdout line is read back. While files are pushed and while the runner runs, the link is
+probed (``LinkWatch``, ``guarded``): a device
 that stops answering is a retryable DeviceError within ``alive_timeout_s``, not after the command
 timeout. A runner left running by a dropped connection is stopped before the next one starts
 (``runner_command``).
@@ -43,7 +44,7 @@ from .remote import (
     tail,
     transport_settings,
 )
-from .ssh_liveness import LinkWatch
+from .ssh_liveness import LinkWatch, guarded
 
 DEFAULT_WORKDIR = "nni-gensynth"  # relative to the login directory
 _COMPLETE_MARKER = ".complete"
@@ -166,8 +167,10 @@ class SSHTransport:
             self._check_files()
             try:
                 client = self._connect()
-                runner_dir = self._push_runner(client)
-                remote_model = self._push_model(client, model_path)
+                with guarded(client.get_transport(), self.alive_interval_s, self.alive_timeout_s,
+                             f"files were pushed to {self._where()}"):
+                    runner_dir = self._push_runner(client)
+                    remote_model = self._push_model(client, model_path)
                 argv = substitute_model_path(args, model_path, remote_model)
                 return self._run(client, runner_command(runner_dir, self.python, argv))
             except DeviceError as exc:

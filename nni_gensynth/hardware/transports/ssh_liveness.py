@@ -6,15 +6,19 @@ retransmitting (many minutes on Linux) or the command timeout expires. ``LinkWat
 ``keepalive@openssh.com`` global requests that DO want a reply (OpenSSH answers every global
 request, with success or failure, like ``ssh -o ServerAliveInterval``) and calls the link lost
 when one stays unanswered for ``timeout_s``. The reply comes from sshd, not from the measuring
-process, so a busy runner does not look dead.
+process, so a busy runner does not look dead. ``guarded`` applies the same check to blocking
+work such as SFTP uploads, which paramiko would otherwise wait on for up to an hour.
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Optional
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import paramiko
+
+from .base import DeviceError
 
 PROBE_REQUEST = "keepalive@openssh.com"
 
@@ -59,3 +63,33 @@ class LinkWatch:
         self._answered = answered
         self._sent_at = now
         threading.Thread(target=probe, name="ssh-liveness-probe", daemon=True).start()
+
+
+@contextmanager
+def guarded(transport: paramiko.Transport, interval_s: float, timeout_s: float, what: str) -> Iterator[None]:
+    """Run the body while a thread watches the link with ``LinkWatch``. A link that stops
+    answering is closed, which ends whatever the body is blocked on, and the body's error becomes
+    a retryable DeviceError saying the device went silent while ``what``."""
+    watch = LinkWatch(transport, interval_s, timeout_s)
+    done, lost = threading.Event(), threading.Event()
+
+    def guard() -> None:
+        while not done.wait(min(0.1, interval_s)):
+            if watch.lost():
+                lost.set()
+                transport.close()
+                return
+
+    thread = threading.Thread(target=guard, name="ssh-link-guard", daemon=True)
+    thread.start()
+    try:
+        yield
+    except Exception as exc:
+        if lost.is_set():
+            raise DeviceError(f"the device stopped answering while {what} (no answer to a keepalive for "
+                              f"{timeout_s:.0f} s); it may have lost network or power", retryable=True) from exc
+        raise
+    finally:
+        done.set()
+        thread.join()
+
