@@ -12,11 +12,13 @@ What it does, on one shared recipe (Adam one-cycle, `--epochs`, batch 64, seed):
    probes it, and measures it on ONNX Runtime (host-cpu, 1 thread) and LiteRT (host-tflite);
 2. sets the operational requirements from it: accuracy >= prototype - 0.005,
    latency_ms <= prototype / 4, MACs and params <= prototype / 10; U = NetScore;
-3. runs GenSynth in-process, learning first from the trained, probed prototype (ask -> measure (counts first, then ONNX
-   Runtime) -> train -> probe -> tell) for `--budget` trained candidates, and an ablation with
-   the same budget and seed that ignores probe responses (and does not probe);
+3. runs GenSynth in-process, learning first from the trained, probed prototype (ask -> measure
+   (counts first, then ONNX Runtime, then LiteRT, stopping once a requirement is broken) ->
+   train -> probe -> tell) for `--budget` trained candidates, and an ablation with the same
+   budget and seed that ignores probe responses (and does not probe); every candidate that
+   meets the requirements on counts and ONNX Runtime, so every trained one, is measured on both;
 4. measures the prototype and both best networks again side by side (no cache, ONNX Runtime
-   and LiteRT); the prototype and generated networks are measured on LiteRT as well;
+   and LiteRT);
 5. asks the taught generator for `--generate` distinct networks that meet the measured
    requirements, and trains the untrained ones with the same recipe to check accuracy too.
 Writes JSON (see `summarise`) and prints a table; a tqdm progress bar goes to stderr.
@@ -35,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 BUILDER = "mobilenetv2"
+PROFILES = ("host-cpu", "host-tflite")  # ONNX Runtime (the requirements' latency) and LiteRT, 1 thread
 FIGURES = ("accuracy", "params", "macs", "latency_ms", "energy_mj", "energy_source",
            "litert_latency_ms", "litert_energy_mj")
 TARGETS = {"accuracy_drop_points": 0.5, "macs": 10.0, "params": 10.0, "latency": 4.0}
@@ -91,11 +94,9 @@ class Lab:
         self.seed = seed
         self.probe_fraction = probe_fraction
         self.config = TrainConfig(epochs=epochs, seed=seed)
-        # candidates in the search: ONNX Runtime; prototype, bests and generated networks: both backends
-        self.search_profiler = HostProfiler(BUILDER, data.input_shape, data.num_classes, profiles=("host-cpu",))
-        self.profiler = HostProfiler(BUILDER, data.input_shape, data.num_classes, profiles=("host-cpu", "host-tflite"))
+        self.profiler = HostProfiler(BUILDER, data.input_shape, data.num_classes, profiles=PROFILES)
 
-    def train(self, parameters: dict, probe: bool, both_backends: bool = True) -> tuple[Any, dict]:
+    def train(self, parameters: dict, probe: bool) -> tuple[Any, dict]:
         from nni_gensynth.engine.objective import netscore
         from nni_gensynth.probing import probe_responses
         from nni_gensynth.training import seed_everything, train
@@ -109,7 +110,7 @@ class Lab:
             result["responses"] = probe_responses(model, self.data.x_test, self.data.y_test, seed=self.seed,
                                                   fraction=self.probe_fraction)
         model.eval()
-        result.update((self.profiler if both_backends else self.search_profiler).describe(parameters, model))
+        result.update(self.profiler.describe(parameters, model))
         if accuracy > 0 and result.get("macs"):
             result["netscore"] = netscore(accuracy, result["params"], result["macs"])
         return model, result
@@ -134,7 +135,7 @@ def run_arm(name: str, probing: bool, lab: Lab, space: Any, requirements: Any, p
     from nni_gensynth.engine import GenSynth, Objective
     from nni_gensynth.synthesis import HostProfiler
 
-    screen = HostProfiler(BUILDER, lab.profiler.input_shape, lab.data.num_classes, profiles=("host-cpu",),
+    screen = HostProfiler(BUILDER, lab.profiler.input_shape, lab.data.num_classes, profiles=PROFILES,
                           limits=requirements)
     centre = proto_params if args.generator_start == "prototype" else None
     engine = GenSynth(space, Objective("netscore"), requirements, profiler=screen, prototype=centre,
@@ -144,7 +145,7 @@ def run_arm(name: str, probing: bool, lab: Lab, space: Any, requirements: Any, p
     engine.tell(space.from_parameters(proto_params), proto_result)
     for k in range(1, args.budget + 1):
         arch = engine.ask()
-        model, result = lab.train(space.to_parameters(arch), probe=probing, both_backends=False)
+        model, result = lab.train(space.to_parameters(arch), probe=probing)
         engine.tell(arch, result)
         log(f"{name} {k}/{args.budget}: acc {result['accuracy']:.4f} params {result['params']:,} "
             f"macs {result['macs']:,} latency {result.get('latency_ms') or float('nan'):.4f} ms "
@@ -219,6 +220,7 @@ def summarise(prototype: dict, best: Optional[dict], ablation: Optional[dict], g
             return None
         out = figures(record, {"netscore": record.get("netscore"), "parameters": record.get("parameters")})
         out["ratios"] = ratios(prototype, record)
+        out["blocks_removed"] = blocks_removed(record.get("parameters"))
         out["accuracy_drop_points"] = round(100 * (prototype["accuracy"] - record["accuracy"]), 3)
         return out
 
@@ -252,9 +254,29 @@ def summarise(prototype: dict, best: Optional[dict], ablation: Optional[dict], g
     return result
 
 
+CANDIDATE_FIGURES = ("accuracy", "params", "macs", "latency_ms", "litert_latency_ms", "energy_mj",
+                     "litert_energy_mj", "energy_source")
+
+
+def blocks_removed(parameters: Optional[dict]) -> Optional[int]:
+    """How many removable blocks a parameter dict skips."""
+    if not parameters:
+        return None
+    return sum(1 for k, v in parameters.items() if k.endswith("_block") and v == "skip")
+
+
 def arm_summary(engine: Any) -> dict:
     trained = [r for r in engine.records.values() if r.score is not None]
+    candidates = [dict({k: r.metrics.get(k) for k in CANDIDATE_FIGURES}, feasible=r.feasible,
+                       blocks_removed=blocks_removed(engine.space.to_parameters(r.arch))) for r in trained]
+    responses = [r.responses for r in trained if r.responses] if engine.use_responses else []
+    block_targets = [v.get("target") for rs in responses for k, v in rs.items() if k.endswith("_block")]
     return {"trained": len(trained), "feasible": sum(1 for r in trained if r.feasible),
+            "probed": len(responses),
+            "block_responses": {"skip": block_targets.count("skip"), "keep": block_targets.count("keep")},
+            "measured_on_both_backends": sum(1 for c in candidates
+                                             if c["latency_ms"] is not None and c["litert_latency_ms"] is not None),
+            "candidates": candidates,
             "best_netscore": engine.best_u(), "profiler_calls": engine.profiler_calls,
             "cycles": [c.as_dict() for c in engine.cycles]}
 
@@ -307,7 +329,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                              **fresh["ablation"])
     settings = {"data": args.data or "digits 32x32x3 (embedded)", "budget": args.budget, "epochs": args.epochs,
                 "population": args.population, "seed": args.seed, "generator_start": args.generator_start, "probe_fraction": args.probe_fraction, "subset": args.subset,
-                "profiles": list(lab.profiler.profiles), "command": " ".join(["python"] + sys.argv)}
+                "profiles": [p.name for p in lab.profiler.profiles], "command": " ".join(["python"] + sys.argv)}
     summary = summarise(prototype, best, ablation_best, generated, requirements, settings,
                         {"probing": arm_summary(probing), "ablation": arm_summary(ablation)},
                         time.perf_counter() - started)

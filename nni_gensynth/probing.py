@@ -11,7 +11,9 @@ controls (`model.probe_sites()`, see nni_gensynth.models.prototype.ProbeSite) th
   Network Pruning", CVPR 2019). On synthetic stimuli, which carry no labels, L is the
   cross-entropy against the network's own predictions;
 - per removable block: the loss increase when its residual branch is zeroed (which is removing
-  the block), and, on synthetic stimuli, the KL divergence of the outputs it causes.
+  the block) and the batch-norm statistics re-estimated on the probe batch (as retraining
+  without the block would adapt them), and, on synthetic stimuli, the KL divergence of the
+  outputs it causes.
 
 They are turned into the compact contract the engine reads (`GenSynth(..., use_responses=True)`):
     {decision: {"target": value in the decision's domain, "weight": (0, 1]}}
@@ -24,8 +26,9 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -139,18 +142,64 @@ def _zeroing(module: nn.Module):
     return module.register_forward_hook(lambda _m, _i, output: torch.zeros_like(output))
 
 
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+@contextmanager
+def _recalibrated(model: nn.Module, x: Tensor, chunk: int = 64) -> Iterator[None]:
+    """The model with its batch-norm statistics re-estimated on `x` (restored afterwards).
+
+    A network that loses a block is retrained without it, and its normalisation adapts to the
+    smaller signal; zeroing a branch in the trained network leaves every later BN layer
+    normalising with the statistics of the intact network, which overstates what the block is
+    worth many times over (in a trained MobileNetV2 on digits: 7-105% of the chance-level loss
+    raw, 0.2-4% once recalibrated). Re-estimating the statistics is the cheap stand-in for that
+    adaptation (as in the BN recalibration of one-shot NAS, e.g. Guo et al., "Single Path
+    One-Shot NAS", ECCV 2020)."""
+    norms = [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
+    saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in norms]
+    was_training = model.training
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average over the calibration batches
+        model.train()
+        with torch.no_grad():
+            for start in range(0, len(x), chunk):
+                if len(x) - start > 1:  # batch norm needs more than one example per batch
+                    model(x[start:start + chunk])
+        model.eval()
+        yield
+    finally:
+        for m, (momentum, state) in zip(norms, saved):
+            m.momentum = momentum
+            m.load_state_dict(state)
+        model.train(was_training)
+
+
 @torch.no_grad()
-def _block_effects(model: nn.Module, site: ProbeSite, x: Tensor, y: Tensor, base_loss: float,
-                   x_syn: Tensor, base_syn: Tensor) -> tuple[float, float]:
+def _recalibrated_outputs(model: nn.Module, x: Tensor, y: Tensor, x_syn: Tensor) -> tuple[float, Tensor]:
+    """The intact network's probe-batch loss and log-probabilities on the stimuli, with its
+    batch-norm statistics re-estimated like those of a network missing a block."""
+    with _recalibrated(model, x):
+        return float(F.cross_entropy(model(x), y)), F.log_softmax(model(x_syn), dim=1)
+
+
+@torch.no_grad()
+def _block_effects(model: nn.Module, site: ProbeSite, x: Tensor, y: Tensor, x_syn: Tensor,
+                   base_loss: float, base_syn: Tensor) -> tuple[float, float]:
     """(loss increase on the probe batch as a fraction of the chance-level loss ln(classes), mean KL
-    on the stimuli) when the branch is zeroed. Chance level, not the network's own loss, sets the
-    scale: a well-trained network's loss is near 0, and any change would look large against it."""
+    on the stimuli) when the branch is zeroed, against the intact network (`_recalibrated_outputs`),
+    both with the batch-norm statistics re-estimated on the probe batch (see `_recalibrated`).
+    Chance level, not the network's own loss, sets the scale: a well-trained network's loss is
+    near 0, and any change would look large against it."""
     handle = _zeroing(site.module)
     try:
-        logits = model(x)
-        loss = float(F.cross_entropy(logits, y))
-        kl = float(F.kl_div(F.log_softmax(model(x_syn), dim=1), F.log_softmax(base_syn, dim=1),
-                            log_target=True, reduction="batchmean"))
+        with _recalibrated(model, x):
+            logits = model(x)
+            loss = float(F.cross_entropy(logits, y))
+            kl = float(F.kl_div(F.log_softmax(model(x_syn), dim=1), base_syn, log_target=True,
+                                reduction="batchmean"))
     finally:
         handle.remove()
     return (loss - base_loss) / math.log(max(2, logits.shape[1])), kl
@@ -200,17 +249,15 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, *, n_synthetic: int = 32, frac
                 "channels": channels, "carrying": k_real, "carrying_synthetic": k_syn,
                 "dead": int((real[site.decision].energy <= 1e-12).sum())}))
         blocks = [s for s in sites if s.kind == "block"]
-        if blocks:
-            with torch.no_grad():
-                base_syn = model(x_syn)
-            for site in blocks:
-                rise, kl = _block_effects(model, site, x, y, loss, x_syn, base_syn)
-                skip = rise < skip_threshold
-                agrees = (kl < skip_threshold) == skip
-                margin = min(1.0, max(0.2, abs(rise - skip_threshold) / skip_threshold))
-                responses.append(SiteResponse(site.decision, "block", SKIP if skip else KEEP,
-                                              margin * (1.0 if agrees else 0.5),
-                                              {"loss_rise": rise, "kl_synthetic": kl}))
+        base_loss, base_syn = _recalibrated_outputs(model, x, y, x_syn) if blocks else (0.0, None)
+        for site in blocks:
+            rise, kl = _block_effects(model, site, x, y, x_syn, base_loss, base_syn)
+            skip = rise < skip_threshold
+            agrees = (kl < skip_threshold) == skip
+            margin = min(1.0, max(0.2, abs(rise - skip_threshold) / skip_threshold))
+            responses.append(SiteResponse(site.decision, "block", SKIP if skip else KEEP,
+                                          margin * (1.0 if agrees else 0.5),
+                                          {"loss_rise": rise, "kl_synthetic": kl}))
     finally:
         model.train(was_training)
     return ProbeReport(responses, loss)

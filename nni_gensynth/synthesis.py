@@ -11,7 +11,7 @@ facts (energy source, backend, device) for reports.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, Union
 
 from .engine.objective import Requirements
 
@@ -31,8 +31,10 @@ class HostProfiler:
     unprefixed). With `limits`, a network whose counts already break them is not measured."""
 
     def __init__(self, builder: str, input_shape: Sequence[int] = (1, 3, 32, 32), num_classes: int = 10,
-                 profiles: Sequence[str] = (PRIMARY_PROFILE,), limits: Optional[Requirements] = None,
+                 profiles: Union[str, Sequence[Any]] = (PRIMARY_PROFILE,), limits: Optional[Requirements] = None,
                  use_cache: bool = True) -> None:
+        from .hardware import load_profiles
+
         if not profiles:
             raise ValueError("HostProfiler needs at least one hardware profile")
         shape = tuple(int(d) for d in input_shape)
@@ -41,7 +43,8 @@ class HostProfiler:
         self.builder = builder
         self.input_shape = shape
         self.num_classes = num_classes
-        self.profiles = tuple(profiles)
+        # HardwareProfiles, one backend each ("host-cpu,host-tflite" or a sequence)
+        self.profiles = load_profiles(profiles if isinstance(profiles, str) else tuple(profiles))
         self.limits = limits
         self.use_cache = use_cache
 
@@ -56,29 +59,39 @@ class HostProfiler:
         return {k: v for k, v in ((k, _number(v)) for k, v in facts.items()) if v is not None}
 
     def describe(self, parameters: Mapping[str, Any], model: Any = None, use_cache: Optional[bool] = None) -> dict[str, Any]:
-        """Counts and every profile's metrics (with energy_source, backend, device) of one network."""
+        """Counts and every profile's metrics (with energy_source, backend, device) of one network;
+        with `limits`, measuring stops as soon as what is known already breaks them."""
         from .counting import count
+        from .hardware import measure_profiles
 
         model = self.build(parameters) if model is None else model
         facts: dict[str, Any] = dict(count(model, self.input_shape))
-        if self.limits is not None and self.limits.is_met(facts, only_known=True) is False:
+        if self.broken(facts):
             return facts
-        for i, profile in enumerate(self.profiles):
-            facts.update(self.measure(model, parameters, profile, prefix=i > 0, use_cache=use_cache))
+        facts.update(measure_profiles(model, self.profiles, input_shape=self.input_shape,
+                                      arch_hash=self.arch_hash(parameters, model),
+                                      use_cache=self.use_cache if use_cache is None else use_cache,
+                                      enough=lambda measured: self.broken({**facts, **measured})))
         return facts
 
-    def measure(self, model: Any, parameters: Mapping[str, Any], profile: str, prefix: bool = False,
+    def broken(self, facts: Mapping[str, Any]) -> bool:
+        """True when `facts` already break the limits (never without limits)."""
+        return self.limits is not None and self.limits.is_met(facts, only_known=True) is False
+
+    def arch_hash(self, parameters: Mapping[str, Any], model: Any) -> str:
+        """The measurement-cache key of the network (shared with the trial)."""
+        from .trial import measurement_hash
+
+        return measurement_hash(parameters, self.builder, self.input_shape, self.num_classes,
+                                getattr(model, "network_key", None))
+
+    def measure(self, model: Any, parameters: Mapping[str, Any], profile: Any, prefix: bool = False,
                 use_cache: Optional[bool] = None) -> dict[str, Any]:
         """One profile's metrics of `model` (keys prefixed with its backend when `prefix`)."""
         from .hardware import load_profile, measure
-        from .trial import measurement_hash
+        from .hardware.measure import prefixed
 
-        arch_hash = measurement_hash(parameters, self.builder, self.input_shape, self.num_classes,
-                                     getattr(model, "network_key", None))
-        result = measure(model, profile, input_shape=self.input_shape, arch_hash=arch_hash,
-                         use_cache=self.use_cache if use_cache is None else use_cache)
-        metrics = dict(result.metrics())
-        if not prefix:
-            return metrics
-        backend = load_profile(profile).backend
-        return {f"{backend}_{k}": v for k, v in metrics.items()}
+        loaded = load_profile(profile)
+        metrics = measure(model, loaded, input_shape=self.input_shape, arch_hash=self.arch_hash(parameters, model),
+                          use_cache=self.use_cache if use_cache is None else use_cache).metrics()
+        return prefixed(metrics, loaded.backend) if prefix else metrics

@@ -20,6 +20,8 @@ Final result (`nni.report_final_result`), a dict:
                     --skip-infeasible skipped training of a network measured infeasible;
     latency_ms, latency_p90_ms, cv, energy_mj, energy_source, peak_mem_mb, backend, device
                     from nni_gensynth.hardware.measure (None without a hardware profile);
+                    with several profiles (--hw-profile host-cpu,host-tflite) the first one's,
+                    and the others' prefixed with their backend (litert_latency_ms, ...);
     params, macs    raw counts (MACs = FLOPs / 2, see nni_gensynth.counting);
     netscore        NetScore in dB from accuracy %, params in M and MACs in G;
     feasible        bool: every constraint met by the measured/reported metrics;
@@ -97,14 +99,14 @@ def _log(message: str) -> None:
 
 
 def _measure(model: Any, options: TrialOptions, input_shape: tuple[int, ...], arch_hash: str) -> dict[str, Any]:
-    """Hardware metrics from nni_gensynth.hardware.measure, or Nones without a profile."""
+    """Hardware metrics from nni_gensynth.hardware.measure_profiles, or Nones without a profile."""
     if options.hw_profile.lower() == NO_PROFILE:
         return {key: None for key in HARDWARE_KEYS}
-    from .hardware import measure
+    from .hardware import measure_profiles
 
-    measurement = measure(model, options.hw_profile, input_shape=input_shape, arch_hash=arch_hash,
-                          use_cache=options.use_cache)
-    metrics = {key: _plain(value) for key, value in measurement.metrics().items()}
+    measured = measure_profiles(model, options.hw_profile, input_shape=input_shape, arch_hash=arch_hash,
+                                use_cache=options.use_cache)
+    metrics = {key: _plain(value) for key, value in measured.items()}
     for key in HARDWARE_KEYS:
         metrics.setdefault(key, None)
     return metrics
@@ -166,15 +168,15 @@ class TrialProfiler:
 
     def __call__(self, parameters: Mapping[str, Any]) -> dict[str, float]:
         from .counting import count
-        from .hardware import measure
+        from .hardware import measure_profiles
         from .models import build_model
 
         model = build_model(parameters, num_classes=self.num_classes, in_channels=self.channels,
                             builder=self.builder).eval()
         arch_hash = measurement_hash(parameters, self.builder, self.input_shape, self.num_classes,
                                      getattr(model, "network_key", None))
-        metrics = dict(measure(model, self.hw_profile, input_shape=self.input_shape, arch_hash=arch_hash,
-                               use_cache=self.use_cache).metrics())
+        metrics = measure_profiles(model, self.hw_profile, input_shape=self.input_shape, arch_hash=arch_hash,
+                                   use_cache=self.use_cache)
         metrics.update(count(model, self.input_shape))
         out = {}
         for key, value in metrics.items():

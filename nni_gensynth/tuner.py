@@ -50,8 +50,10 @@ class GenSynthTuner(Tuner):
         constraints: operational requirements, {metric: {"max": x} | {"min": x} | both}.
         profiler: "module:callable" (or a callable) called as fn(parameters) -> {metric: value}
             to measure hardware metrics *before* training.
-        hw_profile: a device profile name from hw_profiles/ or a path; without `profiler`, the
-            tuner measures each candidate on that device before training (model space only).
+        hw_profile: a device profile name from hw_profiles/ or a path, or several comma-separated
+            ("host-cpu,host-tflite": the first one's metrics as named, the others' prefixed with
+            their backend, litert_latency_ms); without `profiler`, the tuner measures each
+            candidate on those devices before training (model space only).
         prototype: a parameter dict to start the generator from (θ_G centred on it).
         population_size: results per generator cycle (one Δθ_G per cycle).
         seed: makes the search reproducible.
@@ -325,10 +327,10 @@ def _resolve_hw_profile(hw_profile: Optional[str]) -> Any:
         return None
     if not isinstance(hw_profile, str) or not hw_profile:
         raise TypeError(f"hw_profile must be a profile name or path, got {hw_profile!r}")
-    from .hardware.profiles import load_profile  # lazy: torch-free, but not needed without a profile
+    from .hardware.profiles import load_profiles  # lazy: torch-free, but not needed without a profile
 
     try:
-        return load_profile(hw_profile)
+        return load_profiles(hw_profile)
     except (ValueError, FileNotFoundError) as exc:
         raise ValueError(f"hw_profile: {exc}") from None
 

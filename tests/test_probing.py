@@ -80,8 +80,32 @@ def test_a_block_whose_branch_is_zeroed_is_suggested_for_removal(trained, digits
     assert sites["b3_block"].target == "skip" and abs(sites["b3_block"].details["loss_rise"]) < 1e-6
     assert 0.0 < sites["b3_block"].weight <= 1.0
     # the intact trained block costs more than nothing to remove
+    state = {k: v.clone() for k, v in trained.state_dict().items()}
     intact = {s.decision: s for s in probe(trained, x, y).sites}
     assert intact["b3_block"].details["loss_rise"] > sites["b3_block"].details["loss_rise"]
+    # probing re-estimates batch-norm statistics, and puts the trained ones back
+    assert all(torch.equal(state[k], v) for k, v in trained.state_dict().items())
+
+
+def test_block_removal_is_judged_after_batch_norm_adapts(trained, digits):
+    """Zeroing a branch of the trained network with its old BN statistics overstates the block's
+    worth; the probe re-estimates them first, so its loss rise is below the raw one."""
+    import math
+
+    import torch.nn.functional as F
+
+    from nni_gensynth.probing import _zeroing
+
+    x, y = batch(digits)
+    trained.eval()
+    site = next(s for s in trained.probe_sites() if s.decision == "b3_block")
+    with torch.no_grad():
+        base = float(F.cross_entropy(trained(x), y))
+        handle = _zeroing(site.module)
+        raw = (float(F.cross_entropy(trained(x), y)) - base) / math.log(10)
+        handle.remove()
+    probed = {s.decision: s for s in probe(trained, x, y).sites}["b3_block"]
+    assert probed.details["loss_rise"] < raw
 
 
 @pytest.mark.parametrize("module,builder", [(mobilenetv2, "mobilenetv2"), (resnet, "resnet18")])

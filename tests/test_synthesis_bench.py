@@ -48,3 +48,18 @@ def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         parse_args(["--out", "x.json", "--budget", "0"])
     assert parse_args(["--out", "x.json"]).generator_start == "prototype"  # θ_G starts at the prototype
+
+
+def test_seed_table_has_one_row_per_run_and_says_when_none_was_feasible():
+    from benchmarks.synthesis_seeds import table
+
+    arms = {"probing": {"block_responses": {"skip": 7, "keep": 13}}}
+    feasible = summarise(PROTO, small(0.972, 100.0), small(0.975, 99.0), GENERATED,
+                         Requirements({"latency_ms": {"max": 0.25}}), {"seed": 3}, arms, 600.0)
+    feasible["best"]["netscore"], feasible["ablation"]["netscore"] = 80.5, 79.0
+    nothing = summarise(PROTO, None, None, GENERATED, Requirements(), {"seed": 4}, arms, 60.0)
+    lines = table([feasible, nothing]).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| seed |")
+    assert lines[2].startswith("| 3 | 0.9750 | 0.9720 (-0.30) | 11.4x | 13.3x | 5.0x | 3.0x |")
+    assert "80.5 vs 79.0" in lines[2] and "| 7/20 | 10 | 10 |" in lines[2]
+    assert lines[3].startswith("| 4 | none feasible")

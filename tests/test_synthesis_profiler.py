@@ -35,6 +35,25 @@ def test_measures_on_onnx_runtime_and_litert_side_by_side():
     assert numeric["latency_ms"] == facts["latency_ms"] and "energy_source" not in numeric
 
 
+def test_a_latency_that_breaks_the_limits_is_not_measured_again_on_litert():
+    profiler = HostProfiler("mobilenetv2", (1, 3, 32, 32), profiles=("host-cpu", "host-tflite"),
+                            limits=Requirements({"latency_ms": {"max": 1e-6}}))
+    facts = profiler.describe(TINY)
+    assert facts["latency_ms"] > 1e-6 and not any(k.startswith("litert_") for k in facts)
+
+
+def test_several_profiles_need_one_backend_each():
+    from nni_gensynth.hardware import load_profiles
+
+    assert [p.name for p in load_profiles("host-cpu, host-tflite")] == ["host-cpu", "host-tflite"]
+    with pytest.raises(ValueError, match="both run backend 'onnxruntime'"):
+        load_profiles("host-cpu,host-cpu")
+    with pytest.raises(ValueError, match="empty name"):
+        load_profiles("host-cpu,")
+    with pytest.raises(FileNotFoundError, match="no-such-device"):
+        load_profiles("host-cpu,no-such-device")
+
+
 def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="profile"):
         HostProfiler("mobilenetv2", profiles=())

@@ -115,6 +115,16 @@ def test_profiler_measures_what_the_trial_measures(tmp_path, monkeypatch):
     assert metrics["macs"] == before["macs"] and metrics["params"] == before["params"]
 
 
+def test_trial_measures_on_onnx_runtime_and_litert_when_given_both(tmp_path, monkeypatch):
+    """--hw-profile host-cpu,host-tflite: the requirement metrics from the first, LiteRT's prefixed."""
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path))
+    metrics = run_trial(SMALL, TrialOptions(epochs=1, hw_profile="host-cpu,host-tflite", progress=False,
+                                            constraints={"litert_latency_ms": {"max": 1000}}))
+    assert metrics["backend"] == "onnxruntime" and metrics["litert_backend"] == "litert"
+    assert metrics["latency_ms"] > 0 and metrics["litert_latency_ms"] > 0 and metrics["feasible"] is True
+    assert metrics["litert_energy_source"] in ("rapl", "model")
+
+
 def test_trained_weights_are_saved_where_nni_gives_the_trial_a_folder(tmp_path):
     """Under NNI the trial saves its state_dict as $NNI_OUTPUT_DIR/model.pt (gensynth export
     loads it); the saved weights reproduce the trained network's accuracy."""

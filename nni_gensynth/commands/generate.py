@@ -29,7 +29,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--experiment-dir", type=Path, default=None,
                         help="the experiment's folder, or NNI's working directory above it")
     parser.add_argument("--port", type=int, default=None, help="the running NNI manager's port")
-    parser.add_argument("--profile", default="host-cpu", help="hardware profile to measure on (name or path)")
+    parser.add_argument("--profile", default="host-cpu", help="hardware profile to measure on (name or path), or several comma-separated "
+                             "(host-cpu,host-tflite: the requirements are judged on the first)")
     parser.add_argument("--constraints", default=None,
                         help='JSON requirements instead of the experiment\'s, e.g. \'{"latency_ms": {"max": 0.5}}\'')
     parser.add_argument("--builder", default=None, help="model builder (default: the trial command's)")
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     record = load_experiment(args.experiment, experiment_dir=args.experiment_dir, port=args.port)
     options = build_options_for(record, args.builder, args.input_shape, args.num_classes)
     requirements = _requirements(record, args.constraints)
-    profiler = HostProfiler(options.builder, options.input_shape, options.num_classes, profiles=(args.profile,),
+    profiler = HostProfiler(options.builder, options.input_shape, options.num_classes, profiles=args.profile,
                             limits=requirements)
     engine = build_engine(record, requirements, profiler)
     # distinct parameter dicts may build the same network: ask for more, keep n distinct networks
@@ -141,7 +142,7 @@ def write_networks(engine: Any, archs: list, profiler: Any, requirements: Any, o
             shutil.move(str(export_onnx(model, list(profiler.input_shape), directory=Path(tmp))),
                         str(folder / "model.onnx"))
         (folder / "arch.txt").write_text(arch.encode() + "\n", encoding="utf-8")
-        metrics = {"measured": measured, "profile": profiler.profiles[0], "network": network,
+        metrics = {"measured": measured, "profile": profiler.profiles[0].name, "network": network,
                    "parameters": params, "trained_result": trained, "meets_requirements": True,
                    "requirements": requirements.to_config()}
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n", encoding="utf-8")

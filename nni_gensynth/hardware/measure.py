@@ -10,11 +10,11 @@ import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Union
 
 from .cache import MeasurementCache, cache_dir, measurement_key
 from .measurement import Measurement, MeasurementSpec
-from .profiles import HardwareProfile, load_profile
+from .profiles import HardwareProfile, load_profile, load_profiles
 from .transports import DeviceError, Transport, make_transport
 
 MODEL_SUFFIXES = {".onnx": "onnxruntime", ".tflite": "litert"}
@@ -137,3 +137,26 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
     finally:
         if own_transport:
             transport.close()
+
+
+def measure_profiles(model: Any, profiles: Any, *, input_shape: Optional[Sequence[int]] = None,
+                     arch_hash: Optional[str] = None, use_cache: bool = True,
+                     enough: Optional[Callable[[Mapping[str, Any]], bool]] = None) -> Dict[str, Any]:
+    """``measure`` on each of ``profiles`` (see ``load_profiles``), merged into one metrics dict:
+    the first profile's metrics as they are (latency_ms, energy_mj, ...), every further one's
+    prefixed with its backend (litert_latency_ms, litert_energy_mj, ...), so one network is
+    measured on ONNX Runtime and LiteRT side by side. ``enough(metrics)`` is asked after each
+    profile; True skips the rest (a network the first measurement already rules out)."""
+    metrics: Dict[str, Any] = {}
+    for i, profile in enumerate(load_profiles(profiles)):
+        if i > 0 and enough is not None and enough(metrics):
+            break
+        result = measure(model, profile, input_shape=input_shape, arch_hash=arch_hash, use_cache=use_cache).metrics()
+        metrics.update(result if i == 0 else prefixed(result, profile.backend))
+    return metrics
+
+
+def prefixed(metrics: Mapping[str, Any], backend: str) -> Dict[str, Any]:
+    """A secondary profile's metrics, named after its backend (``litert_latency_ms``)."""
+    return {f"{backend}_{k}": v for k, v in metrics.items()}
+

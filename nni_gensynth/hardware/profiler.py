@@ -9,19 +9,21 @@ so a network the tuner measured before proposing it is a cache hit when its tria
 from __future__ import annotations
 
 import os
-from typing import Any, Union
+from typing import Any, Sequence, Union
 
 from ..trial import TrialProfiler
-from .profiles import HardwareProfile, load_profile
+from .profiles import HardwareProfile, load_profiles
 
 
 class ModelProfiler(TrialProfiler):
-    """``fn(parameters) -> {metric: float}`` on ``profile`` (a name, a path or a HardwareProfile);
-    other keyword arguments (image_size, channels, num_classes, builder, use_cache) as for
-    TrialProfiler, defaulting to the trial's."""
+    """``fn(parameters) -> {metric: float}`` on ``profile`` (a name, a path or a HardwareProfile,
+    or several: "host-cpu,host-tflite", see ``load_profiles``); other keyword arguments
+    (image_size, channels, num_classes, builder, use_cache) as for TrialProfiler, defaulting to
+    the trial's."""
 
-    def __init__(self, profile: Union[str, os.PathLike, HardwareProfile], **kwargs: Any) -> None:
-        super().__init__(hw_profile=load_profile(profile), **kwargs)
+    def __init__(self, profile: Union[str, os.PathLike, HardwareProfile, Sequence[Any]], **kwargs: Any) -> None:
+        super().__init__(hw_profile=load_profiles(profile), **kwargs)
 
     def __repr__(self) -> str:
-        return f"ModelProfiler({self.hw_profile.name!r}, input_shape={self.input_shape})"
+        names = ",".join(p.name for p in self.hw_profile)
+        return f"ModelProfiler({names!r}, input_shape={self.input_shape})"
