@@ -152,8 +152,7 @@ def _recalibrated(model: nn.Module, x: Tensor, chunk: int = 64) -> Iterator[None
     A network that loses a block is retrained without it, and its normalisation adapts to the
     smaller signal; zeroing a branch in the trained network leaves every later BN layer
     normalising with the statistics of the intact network, which overstates what the block is
-    worth many times over (in a trained MobileNetV2 on digits: 7-105% of the chance-level loss
-    raw, 0.2-4% once recalibrated). Re-estimating the statistics is the cheap stand-in for that
+    worth many times over. Re-estimating the statistics is the cheap stand-in for that
     adaptation (as in the BN recalibration of one-shot NAS, e.g. Guo et al., "Single Path
     One-Shot NAS", ECCV 2020)."""
     norms = [m for m in model.modules() if isinstance(m, _NORMS) and m.track_running_stats]
