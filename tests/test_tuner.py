@@ -159,6 +159,8 @@ def test_import_data_before_the_search_space_is_kept():
     ({"constraints": {"latency_ms": {"min": 5, "max": 3}}}, "constraints", ValueError),
     ({"constraints": [1]}, "constraints", TypeError),
     ({"hw_profile": "no-such-device"}, "hw_profile", ValueError),
+    ({"hw_profile": "host-cpu,host-cpu"}, "hw_profile", ValueError),
+    ({"hw_profile": "host-cpu,"}, "hw_profile", ValueError),
     ({"profiler": "not a path"}, "profiler", ValueError),
     ({"profiler": "json:no_such_function"}, "profiler", ValueError),
     ({"population_size": 1}, "population_size", ValueError),
@@ -172,6 +174,12 @@ def test_bad_class_args_fail_in_init_naming_the_argument(kwargs, fragment, error
     with pytest.raises(error) as info:
         GenSynthTuner(**kwargs)
     assert fragment in str(info.value)
+
+
+def test_several_hardware_profiles_make_one_profiler():
+    tuner = GenSynthTuner(hw_profile="host-cpu,host-tflite")
+    assert [p.name for p in tuner._profiler_fn.hw_profile] == ["host-cpu", "host-tflite"]
+    assert "host-cpu,host-tflite" in repr(tuner._profiler_fn)
 
 
 def test_bad_search_space_and_prototype_name_the_problem():
