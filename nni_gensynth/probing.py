@@ -18,9 +18,10 @@ controls (`model.probe_sites()`, see nni_gensynth.models.prototype.ProbeSite) th
 They are turned into the compact contract the engine reads (`GenSynth(..., use_responses=True)`):
     {decision: {"target": value in the decision's domain, "weight": (0, 1]}}
 A width target is the smallest option holding the channels that carry `fraction` (95%) of the
-layer's Taylor importance; a block target is "skip" when zeroing it raises the loss by less than
-`skip_threshold` of the chance-level loss ln(classes), else "keep". The weight is the agreement of the probe batch and
-the synthetic stimuli (and, for blocks, the margin from the threshold).
+layer's Taylor importance; a block target is "skip" for the cheapest blocks whose removal
+together raises the loss by less than `skip_threshold` of the chance-level loss ln(classes), else
+"keep". The weight is the agreement of the probe batch and the synthetic stimuli (and, for
+blocks, the margin from the threshold).
 """
 from __future__ import annotations
 
@@ -185,14 +186,14 @@ def _recalibrated_outputs(model: nn.Module, x: Tensor, y: Tensor, x_syn: Tensor)
 
 
 @torch.no_grad()
-def _block_effects(model: nn.Module, site: ProbeSite, x: Tensor, y: Tensor, x_syn: Tensor,
+def _block_effects(model: nn.Module, sites: Sequence[ProbeSite], x: Tensor, y: Tensor, x_syn: Tensor,
                    base_loss: float, base_syn: Tensor) -> tuple[float, float]:
     """(loss increase on the probe batch as a fraction of the chance-level loss ln(classes), mean KL
-    on the stimuli) when the branch is zeroed, against the intact network (`_recalibrated_outputs`),
-    both with the batch-norm statistics re-estimated on the probe batch (see `_recalibrated`).
-    Chance level, not the network's own loss, sets the scale: a well-trained network's loss is
-    near 0, and any change would look large against it."""
-    handle = _zeroing(site.module)
+    on the stimuli) when the branches of `sites` are zeroed together, against the intact network
+    (`_recalibrated_outputs`), both with the batch-norm statistics re-estimated on the probe batch
+    (see `_recalibrated`). Chance level, not the network's own loss, sets the scale: a
+    well-trained network's loss is near 0, and any change would look large against it."""
+    handles = [_zeroing(site.module) for site in sites]
     try:
         with _recalibrated(model, x):
             logits = model(x)
@@ -200,8 +201,46 @@ def _block_effects(model: nn.Module, site: ProbeSite, x: Tensor, y: Tensor, x_sy
             kl = float(F.kl_div(F.log_softmax(model(x_syn), dim=1), base_syn, log_target=True,
                                 reduction="batchmean"))
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
     return (loss - base_loss) / math.log(max(2, logits.shape[1])), kl
+
+
+def _block_responses(model: nn.Module, blocks: Sequence[ProbeSite], x: Tensor, y: Tensor, x_syn: Tensor,
+                     skip_threshold: float) -> list[SiteResponse]:
+    """Which blocks can go, judged together: every block's own removal cost first, then, cheapest
+    first, blocks join the removal set while removing the whole set at once still raises the loss
+    by less than `skip_threshold` (costs of removals do not simply add up, and each block alone
+    being cheap does not make all of them cheap together)."""
+    base_loss, base_syn = _recalibrated_outputs(model, x, y, x_syn)
+    alone = {s.decision: _block_effects(model, [s], x, y, x_syn, base_loss, base_syn) for s in blocks}
+    removed: list[ProbeSite] = []
+    together: dict[str, tuple[float, float]] = {}
+    for site in sorted(blocks, key=lambda s: alone[s.decision][0]):
+        if alone[site.decision][0] >= skip_threshold:
+            break
+        effect = alone[site.decision] if not removed else \
+            _block_effects(model, removed + [site], x, y, x_syn, base_loss, base_syn)
+        if effect[0] >= skip_threshold:
+            break
+        removed.append(site)
+        together[site.decision] = effect
+    responses = []
+    for site in blocks:
+        rise, kl = alone[site.decision]
+        details: dict[str, Any] = {"loss_rise": rise, "kl_synthetic": kl}
+        if site.decision in together:
+            joint_rise, joint_kl = together[site.decision]
+            details.update(joint_loss_rise=joint_rise, joint_kl_synthetic=joint_kl)
+            margin = min(1.0, max(0.2, (skip_threshold - joint_rise) / skip_threshold))
+            agrees = kl < skip_threshold
+            responses.append(SiteResponse(site.decision, "block", SKIP, margin * (1.0 if agrees else 0.5), details))
+        else:
+            # costly alone: keep by its margin; cheap alone but not with the cheaper ones: keep, weakly
+            margin = min(1.0, max(0.2, (rise - skip_threshold) / skip_threshold)) if rise >= skip_threshold else 0.2
+            agrees = kl >= skip_threshold
+            responses.append(SiteResponse(site.decision, "block", KEEP, margin * (1.0 if agrees else 0.5), details))
+    return responses
 
 
 def _nearest_option_at_least(options: Sequence[Any], value: float) -> Any:
@@ -216,8 +255,8 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, *, n_synthetic: int = 32, frac
     """Probe `model` (trained) with the batch (x, y) and synthetic stimuli; see the module doc.
 
     `fraction`: share of a layer's Taylor importance its width target keeps. `skip_threshold`:
-    a block whose zeroing raises the probe-batch loss by less than this fraction of the
-    chance-level loss ln(classes) is suggested for removal.
+    blocks are suggested for removal while zeroing them all together raises the probe-batch loss
+    by less than this fraction of the chance-level loss ln(classes) (see `_block_responses`).
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
@@ -248,15 +287,8 @@ def probe(model: nn.Module, x: Tensor, y: Tensor, *, n_synthetic: int = 32, frac
                 "channels": channels, "carrying": k_real, "carrying_synthetic": k_syn,
                 "dead": int((real[site.decision].energy <= 1e-12).sum())}))
         blocks = [s for s in sites if s.kind == "block"]
-        base_loss, base_syn = _recalibrated_outputs(model, x, y, x_syn) if blocks else (0.0, None)
-        for site in blocks:
-            rise, kl = _block_effects(model, site, x, y, x_syn, base_loss, base_syn)
-            skip = rise < skip_threshold
-            agrees = (kl < skip_threshold) == skip
-            margin = min(1.0, max(0.2, abs(rise - skip_threshold) / skip_threshold))
-            responses.append(SiteResponse(site.decision, "block", SKIP if skip else KEEP,
-                                          margin * (1.0 if agrees else 0.5),
-                                          {"loss_rise": rise, "kl_synthetic": kl}))
+        if blocks:
+            responses += _block_responses(model, blocks, x, y, x_syn, skip_threshold)
     finally:
         model.train(was_training)
     return ProbeReport(responses, loss)

@@ -158,3 +158,22 @@ def test_the_trial_reports_responses_for_prototype_spaces_unless_told_not_to():
     with pytest.raises(ValueError, match="probe_sites"):
         run_trial({"width": 4, "kernel": 1}, TrialOptions(epochs=1, hw_profile="none", image_size=8, progress=False,
                                                           builder="user_builder_example:build_tiny_net", probe=True))
+
+
+def test_blocks_cheap_alone_but_costly_together_are_not_all_removed(monkeypatch):
+    """Removal costs do not add up: A and B are each cheap, removing both is not; C is costly."""
+    from nni_gensynth import probing
+    from nni_gensynth.models.prototype import BLOCK_OPTIONS, KEEP, ProbeSite
+
+    sites = [ProbeSite(name, "block", torch.nn.Identity(), BLOCK_OPTIONS, KEEP) for name in ("A", "B", "C")]
+    cost = {("A",): 0.001, ("B",): 0.002, ("C",): 0.5, ("A", "B"): 0.03}
+    monkeypatch.setattr(probing, "_recalibrated_outputs", lambda *a: (0.1, None))
+    monkeypatch.setattr(probing, "_block_effects",
+                        lambda model, chosen, *a: (cost[tuple(s.decision for s in chosen)], 0.0))
+    out = {r.decision: r for r in probing._block_responses(None, sites, None, None, None, skip_threshold=0.02)}
+    assert out["A"].target == "skip" and out["B"].target == "keep" and out["C"].target == "keep"
+    assert out["B"].weight < out["C"].weight  # cheap alone: a weak keep
+    cost[("A", "B")] = 0.004  # together still cheap: both go
+    out = {r.decision: r for r in probing._block_responses(None, sites, None, None, None, skip_threshold=0.02)}
+    assert [out[n].target for n in "ABC"] == ["skip", "skip", "keep"]
+    assert out["B"].details["joint_loss_rise"] == 0.004
