@@ -1,7 +1,7 @@
 """Prototype-driven synthesis benchmark: MobileNetV2 -> compact networks, with and without probing.
 
     python benchmarks/synthesis.py --out benchmarks/results/synthesis.json
-                                   [--data DIR] [--budget 16] [--epochs 4] [--generate 12] [--seed 0]
+                                   [--data DIR] [--budget 16] [--epochs 4] [--generate 10] [--seed 0]
 
 Data: the embedded scikit-learn digits, upscaled to 32x32 with 3 channels (nothing is
 downloaded). `--data DIR` takes a local CIFAR-10 copy instead: the folder of the python
@@ -47,7 +47,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
     parser.add_argument("--data", default=None, help="local CIFAR-10 folder (default: embedded digits, 32x32x3)")
-    parser.add_argument("--budget", type=int, default=10, help="trained candidates per arm (probing, ablation)")
+    parser.add_argument("--budget", type=int, default=16, help="trained candidates per arm (probing, ablation)")
     parser.add_argument("--epochs", type=int, default=4, help="training epochs, prototype and candidates alike")
     parser.add_argument("--generate", type=int, default=10, help="networks asked from the taught generator")
     parser.add_argument("--population", type=int, default=4, help="results per generator cycle")

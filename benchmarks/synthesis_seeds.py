@@ -20,15 +20,16 @@ def row(summary: dict) -> str:
     best, ablation, settings = summary.get("best"), summary["ablation"], summary["settings"]
     probing_arm = summary["arms"]["probing"]
     blocks = probing_arm.get("block_responses") or {}
+    probes = f"{blocks.get('skip', 0)}/{blocks.get('skip', 0) + blocks.get('keep', 0)}"
+    tail = f"{probes} | {summary['generated_distinct_feasible']} | {summary['seconds'] / 60:.0f} |"
+    head = f"| {settings['seed']} | {summary['prototype']['accuracy']:.4f} |"
     if best is None:
-        return f"| {settings['seed']} | none feasible | | | | | | | | {summary['seconds'] / 60:.0f} |"
+        return f"{head} none feasible | | | | | | none vs {_fmt(ablation.get('netscore'), '.1f')} | {tail}"
     r = best["ratios"]
-    return (f"| {settings['seed']} | {summary['prototype']['accuracy']:.4f} | {best['accuracy']:.4f} "
-            f"({-best['accuracy_drop_points']:+.2f}) | {_fmt(r['macs'], '.1f')}x | {_fmt(r['params'], '.1f')}x | "
-            f"{_fmt(r['latency'], '.1f')}x | {_fmt(r.get('litert_latency'), '.1f')}x | "
+    return (f"{head} {best['accuracy']:.4f} ({-best['accuracy_drop_points']:+.2f}) | {_fmt(r['macs'], '.1f')}x | "
+            f"{_fmt(r['params'], '.1f')}x | {_fmt(r['latency'], '.1f')}x | {_fmt(r.get('litert_latency'), '.1f')}x | "
             f"{_fmt(best.get('blocks_removed'), 'd')} | {best['netscore']:.1f} vs "
-            f"{_fmt(ablation.get('netscore'), '.1f')} | {blocks.get('skip', 0)}/{blocks.get('skip', 0) + blocks.get('keep', 0)} | "
-            f"{summary['generated_distinct_feasible']} | {summary['seconds'] / 60:.0f} |")
+            f"{_fmt(ablation.get('netscore'), '.1f')} | {tail}")
 
 
 def table(summaries: list[dict]) -> str:

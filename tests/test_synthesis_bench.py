@@ -62,4 +62,4 @@ def test_seed_table_has_one_row_per_run_and_says_when_none_was_feasible():
     assert len(lines) == 4 and lines[0].startswith("| seed |")
     assert lines[2].startswith("| 3 | 0.9750 | 0.9720 (-0.30) | 11.4x | 13.3x | 5.0x | 3.0x |")
     assert "80.5 vs 79.0" in lines[2] and "| 7/20 | 10 | 10 |" in lines[2]
-    assert lines[3].startswith("| 4 | none feasible")
+    assert lines[3].startswith("| 4 | 0.9750 | none feasible |") and lines[3].count("|") == lines[2].count("|")
