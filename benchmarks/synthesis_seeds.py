@@ -15,6 +15,17 @@ def _fmt(value: Any, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
 
 
+def _points(drop: float) -> str:
+    """Accuracy change in points, signed, with no "-0.00"."""
+    change = round(-drop, 2)
+    return f"{change + 0.0:+.2f}"
+
+
+def _ablation(ablation: dict) -> str:
+    netscore = ablation.get("netscore")
+    return "none feasible" if netscore is None else f"{netscore:.1f}"
+
+
 def row(summary: dict) -> str:
     """One run: seed, best network against the prototype, probing against its ablation, generated."""
     best, ablation, settings = summary.get("best"), summary["ablation"], summary["settings"]
@@ -24,12 +35,12 @@ def row(summary: dict) -> str:
     tail = f"{probes} | {summary['generated_distinct_feasible']} | {summary['seconds'] / 60:.0f} |"
     head = f"| {settings['seed']} | {summary['prototype']['accuracy']:.4f} |"
     if best is None:
-        return f"{head} none feasible | | | | | | none vs {_fmt(ablation.get('netscore'), '.1f')} | {tail}"
+        return f"{head} none feasible | | | | | | none vs {_ablation(ablation)} | {tail}"
     r = best["ratios"]
-    return (f"{head} {best['accuracy']:.4f} ({-best['accuracy_drop_points']:+.2f}) | {_fmt(r['macs'], '.1f')}x | "
+    return (f"{head} {best['accuracy']:.4f} ({_points(best['accuracy_drop_points'])}) | {_fmt(r['macs'], '.1f')}x | "
             f"{_fmt(r['params'], '.1f')}x | {_fmt(r['latency'], '.1f')}x | {_fmt(r.get('litert_latency'), '.1f')}x | "
             f"{_fmt(best.get('blocks_removed'), 'd')} | {best['netscore']:.1f} vs "
-            f"{_fmt(ablation.get('netscore'), '.1f')} | {tail}")
+            f"{_ablation(ablation)} | {tail}")
 
 
 def table(summaries: list[dict]) -> str:
