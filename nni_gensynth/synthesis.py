@@ -35,16 +35,13 @@ class HostProfiler:
                  use_cache: bool = True) -> None:
         from .hardware import load_profiles
 
-        if not profiles:
-            raise ValueError("HostProfiler needs at least one hardware profile")
         shape = tuple(int(d) for d in input_shape)
         if len(shape) != 4 or any(d < 1 for d in shape):
             raise ValueError(f"input_shape must be N,C,H,W with positive sizes, got {tuple(input_shape)}")
         self.builder = builder
         self.input_shape = shape
         self.num_classes = num_classes
-        # HardwareProfiles, one backend each ("host-cpu,host-tflite" or a sequence)
-        self.profiles = load_profiles(profiles if isinstance(profiles, str) else tuple(profiles))
+        self.profiles = load_profiles(profiles)  # HardwareProfiles, one backend each; at least one
         self.limits = limits
         self.use_cache = use_cache
 

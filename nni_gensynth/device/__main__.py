@@ -96,8 +96,6 @@ def measure(args: argparse.Namespace) -> Dict[str, Any]:
         "affinity": affinity,
         "input_shapes": [list(s) for s in model.input_shapes],
         "warmup": {"runs": warm_runs, "time_s": warm_s},
-        "stability": {"median_rse": stats.median_rse(samples), "target_rse": args.target_rse,
-                      "timed_s": sum(samples) / 1000.0},
         "peak_mem_mb": peak_mem_mb,
         "energy": energy_result,
         "thermal": thermal.stop(),

@@ -82,7 +82,8 @@ class WarmupPolicy:
 @dataclass(frozen=True)
 class RepeatPolicy:
     """Time at least min_time_s of inference AND min_runs samples, at most max_runs; with
-    target_rse, go on (up to max_time_s) while the median's relative standard error is above it."""
+    target_rse, go on (up to max_time_s, default 3 x min_time_s) while the median's relative
+    standard error is above it."""
 
     min_time_s: float = 2.0
     min_runs: int = 30
