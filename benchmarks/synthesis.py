@@ -1,119 +1,179 @@
-"""Prototype-driven synthesis benchmark: MobileNetV2 -> compact networks, with and without probing.
+"""Prototype synthesis benchmark: examples/synthesis.yml, with and without probing, through the tuner.
 
     python benchmarks/synthesis.py --out benchmarks/results/synthesis.json
-                                   [--data DIR] [--budget 16] [--epochs 4] [--generate 10] [--seed 0]
+                                   [--config examples/synthesis.yml] [--seed 0] [--budget N]
+                                   [--generate 10] [--epochs N] [--no-train-generated]
+                                   [--constraint macs.max="prototype / 30" ...]
 
-Data: the embedded scikit-learn digits, upscaled to 32x32 with 3 channels (nothing is
-downloaded). `--data DIR` takes a local CIFAR-10 copy instead: the folder of the python
-version (data_batch_1..5, test_batch, as extracted from cifar-10-python.tar.gz).
+What runs is the experiment in `--config`, minus the NNI manager: the same `GenSynthTuner` with the
+same classArgs (seed from `--seed`), driven through the NNI Tuner API (update_search_space,
+generate_parameters, receive_trial_result, trial_end), and every trial evaluated in this process by
+the same `Evaluator` the trial command builds (`python -m nni_gensynth.trial ...` in the YAML), one
+trial at a time as `trialConcurrency: 1` runs them. So a figure here is one a user reproduces with
+`nnictl create --config examples/synthesis.yml`.
 
-What it does, on one shared recipe (Adam one-cycle, `--epochs`, batch 64, seed):
-1. trains the MobileNetV2 1.0 prototype (CIFAR-style, nni_gensynth.models.mobilenetv2),
-   probes it, and measures it on ONNX Runtime (host-cpu, 1 thread) and LiteRT (host-tflite);
-2. sets the operational requirements from it: accuracy >= prototype - 0.005,
-   latency_ms <= prototype / 4, MACs and params <= prototype / 10; U = NetScore;
-3. runs GenSynth in-process, learning first from the trained, probed prototype (ask -> measure
-   (counts first, then ONNX Runtime, then LiteRT, stopping once a requirement is broken) ->
-   train -> probe -> tell) for `--budget` trained candidates, and an ablation with the same
-   budget and seed that ignores probe responses (and does not probe); every candidate that
-   meets the requirements on counts and ONNX Runtime, so every trained one, is measured on both;
-4. measures the prototype and both best networks again side by side (no cache, ONNX Runtime
-   and LiteRT);
-5. asks the taught generator for `--generate` distinct networks that meet the measured
-   requirements, and trains the untrained ones with the same recipe to check accuracy too.
+1. The tuner evaluates the prototype (trains, probes, measures it on every profile) and resolves the
+   requirements stated relative to it (accuracy >= prototype - 0.005, latency <= prototype / 4,
+   MACs and params <= prototype / 10 in the shipped YAML).
+2. `--budget` trials (default: the YAML's maxTrialNumber) with probing, then the ablation: the
+   same budget and seed, `probing: false` and trials that do not probe.
+3. The prototype and both best networks measured again side by side (no cache, every profile).
+4. Each arm's taught generator is asked for `--generate` distinct networks; the untrained ones
+   are trained with the same recipe to check the accuracy requirement too.
+
+Training is deterministic (same network, recipe, data and seed give the same weights: tests/
+test_training.py), so each distinct network is trained once per run and its result shared by both
+arms (the ablation gets it without the probe responses); the prototype likewise.
 Writes JSON (see `summarise`) and prints a table; a tqdm progress bar goes to stderr.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-BUILDER = "mobilenetv2"
-PROFILES = ("host-cpu", "host-tflite")  # ONNX Runtime (the requirements' latency) and LiteRT, 1 thread
-FIGURES = ("accuracy", "params", "macs", "latency_ms", "energy_mj", "energy_source",
+DEFAULT_CONFIG = REPO / "examples" / "synthesis.yml"
+FIGURES = ("accuracy", "accuracy_low", "accuracy_high", "accuracy_n", "test_accuracy", "test_accuracy_low",
+           "test_accuracy_high", "test_accuracy_n", "params", "macs", "latency_ms", "energy_mj", "energy_source",
            "litert_latency_ms", "litert_energy_mj")
-TARGETS = {"accuracy_drop_points": 0.5, "macs": 10.0, "params": 10.0, "latency": 4.0}
+TARGETS = {"accuracy_drop_points": 0.5, "macs": 10.0, "params": 10.0, "latency": 4.0, "generated_accuracy": 8}
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
-    parser.add_argument("--data", default=None, help="local CIFAR-10 folder (default: embedded digits, 32x32x3)")
-    parser.add_argument("--budget", type=int, default=16, help="trained candidates per arm (probing, ablation)")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs, prototype and candidates alike")
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the NNI experiment YAML to run")
+    parser.add_argument("--seed", type=int, default=0, help="the tuner's seed (classArgs seed)")
+    parser.add_argument("--budget", type=int, default=None, help="trials per arm (default: maxTrialNumber)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the trial command's)")
     parser.add_argument("--generate", type=int, default=10, help="networks asked from the taught generator")
-    parser.add_argument("--population", type=int, default=4, help="results per generator cycle")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--generator-start", choices=("uniform", "prototype"), default="prototype",
-                        help="θ_G at the start: uniform over the derived space, or centred on the prototype "
-                             "(GenSynth's prototype argument); both arms learn from the trained, probed prototype first")
-    parser.add_argument("--probe-fraction", type=float, default=0.8,
-                        help="share of a layer's Taylor importance a width response keeps (library default 0.95)")
-    parser.add_argument("--subset", type=int, default=None,
-                        help="use only this many training (and a quarter as many test) images: smoke tests")
     parser.add_argument("--no-train-generated", action="store_true",
                         help="do not train the generated networks (their accuracy stays unknown)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="measurement cache to use (default: a new empty one for this run, so no figure comes "
+                             "from an earlier run's measurement)")
+    parser.add_argument("--constraint", action="append", default=[], metavar="METRIC.BOUND=VALUE",
+                        help='change one requirement of the YAML, e.g. macs.max="prototype / 30" (repeatable)')
     args = parser.parse_args(argv)
-    for name in ("budget", "epochs", "generate", "population"):
-        if getattr(args, name) < 1:
+    try:
+        args.constraint = [parse_constraint(text) for text in args.constraint]
+    except ValueError as exc:
+        parser.error(str(exc))
+    for name in ("budget", "epochs", "generate"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1")
-    if args.population < 2:
-        parser.error("--population must be >= 2")
+    if not args.config.is_file():
+        parser.error(f"--config {args.config} not found")
     return args
 
 
-def load_data(args: argparse.Namespace) -> Any:
-    from dataclasses import replace
+def parse_constraint(text: str) -> tuple[str, str, Any]:
+    """'macs.max=prototype / 30' -> ("macs", "max", "prototype / 30"); numbers become floats."""
+    name, sep, value = text.partition("=")
+    metric, dot, bound = name.strip().rpartition(".")
+    if not sep or not dot or bound not in ("min", "max") or not metric:
+        raise ValueError(f"--constraint must be METRIC.min=VALUE or METRIC.max=VALUE, got {text!r}")
+    value = value.strip().strip("'\"")
+    try:
+        return metric, bound, float(value)
+    except ValueError:
+        return metric, bound, value
 
-    from nni_gensynth.data import load_dataset
 
-    data = load_dataset(args.data, image_size=32, channels=3)
-    if args.subset:
-        n_test = max(20, args.subset // 4)
-        data = replace(data, x_train=data.x_train[:args.subset], y_train=data.y_train[:args.subset],
-                       x_test=data.x_test[:n_test], y_test=data.y_test[:n_test])
-    return data
+class Experiment:
+    """The YAML's search space, tuner classArgs and trial spec."""
+
+    def __init__(self, path: Path, seed: int, epochs: Optional[int],
+                 constraints: Sequence[tuple[str, str, Any]] = ()) -> None:
+        import yaml
+
+        from nni_gensynth.evaluator import spec_from_trial_command
+
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        self.config = config
+        self.space = json.loads((path.parent / config["searchSpaceFile"]).read_text(encoding="utf-8"))
+        self.class_args = dict(config["tuner"]["classArgs"], seed=seed)
+        if constraints:
+            merged = {m: dict(b) for m, b in (self.class_args.get("constraints") or {}).items()}
+            for metric, bound, value in constraints:
+                merged.setdefault(metric, {})[bound] = value
+            self.class_args["constraints"] = merged
+        spec = spec_from_trial_command(config["trialCommand"])
+        if spec is None:
+            raise ValueError(f"{path}: trialCommand does not run nni_gensynth.trial")
+        self.spec = spec.replace(epochs=epochs) if epochs else spec
+        self.max_trials = int(config.get("maxTrialNumber") or 20)
 
 
-class Lab:
-    """Trains, probes and measures networks of the prototype space with one recipe."""
+@contextmanager
+def shared_trainings() -> Iterator[dict]:
+    """Within the block, `Evaluator.evaluate` trains each distinct (network, recipe) once and
+    hands its result to every later caller, without probe responses when the caller does not
+    probe (training is deterministic, so a second training would give the same numbers)."""
+    from nni_gensynth.evaluator import Evaluator
 
-    def __init__(self, data: Any, epochs: int, seed: int, probe_fraction: float = 0.95) -> None:
-        from nni_gensynth.synthesis import HostProfiler
-        from nni_gensynth.training import TrainConfig
+    original = Evaluator.evaluate
+    memo: dict = {}
 
-        self.data = data
-        self.seed = seed
-        self.probe_fraction = probe_fraction
-        self.config = TrainConfig(epochs=epochs, seed=seed)
-        self.profiler = HostProfiler(BUILDER, data.input_shape, data.num_classes, profiles=PROFILES)
+    def evaluate(self: Any, parameters: Any, **kwargs: Any) -> dict:
+        recipe = self.spec.replace(probe=None, requirements={}).as_dict()
+        key = json.dumps([parameters, recipe, self.requirements.to_config(), kwargs.get("stop_when_broken", True)],
+                         sort_keys=True, default=str)
+        cached = memo.get(key)
+        if cached is None or (self.spec.probe is not False and "responses" not in cached and cached.get("trained")):
+            cached = memo[key] = original(self, parameters, **kwargs)
+        result = dict(cached)
+        if self.spec.probe is False:
+            result.pop("responses", None)
+        return result
 
-    def train(self, parameters: dict, probe: bool) -> tuple[Any, dict]:
-        from nni_gensynth.engine.objective import netscore
-        from nni_gensynth.probing import probe_responses
-        from nni_gensynth.training import seed_everything, train
+    Evaluator.evaluate = evaluate
+    try:
+        yield memo
+    finally:
+        Evaluator.evaluate = original
 
-        seed_everything(self.seed)
-        model = self.profiler.build(parameters).train()
-        started = time.perf_counter()
-        accuracy = train(model, self.data, self.config, progress=False).accuracy
-        result: dict[str, Any] = {"accuracy": accuracy, "train_seconds": round(time.perf_counter() - started, 2)}
-        if probe:
-            result["responses"] = probe_responses(model, self.data.x_test, self.data.y_test, seed=self.seed,
-                                                  fraction=self.probe_fraction)
-        model.eval()
-        result.update(self.profiler.describe(parameters, model))
-        if accuracy > 0 and result.get("macs"):
-            result["netscore"] = netscore(accuracy, result["params"], result["macs"])
-        return model, result
+
+def run_arm(name: str, probing: bool, experiment: Experiment, budget: int, bar: Any) -> Any:
+    """One experiment's tuner and trials, in this process; returns the tuner."""
+    from nni_gensynth import GenSynthTuner
+    from nni_gensynth.evaluator import Evaluator
+
+    spec = experiment.spec if probing else experiment.spec.replace(probe=False)
+    tuner = GenSynthTuner(**dict(experiment.class_args, probing=probing), evaluation=spec.as_dict())
+    bar.set_postfix(arm=name, step="prototype", refresh=True)
+    tuner.update_search_space(experiment.space)
+    bar.update(1)
+    proto = tuner.prototype_result or {}
+    log(f"{name}: prototype acc {proto.get('accuracy')} latency {proto.get('latency_ms')} ms; "
+        f"requirements {tuner.requirements!r}", bar)
+    evaluator = Evaluator(spec.replace(requirements=tuner.requirements.to_config()))
+    for k in range(budget):
+        parameters = tuner.generate_parameters(k)
+        metrics = evaluator.evaluate(parameters, progress=False)
+        tuner.receive_trial_result(k, parameters, metrics)
+        tuner.trial_end(k, True)
+        met = tuner.requirements.is_met(metrics)
+        log(f"{name} {k + 1}/{budget}: acc {metrics.get('accuracy')} params {metrics['params']:,} "
+            f"macs {metrics['macs']:,} latency {metrics.get('latency_ms')} ms feasible {met} "
+            f"({metrics['train_seconds']} s train) {metrics.get('network')}", bar)
+        best = tuner.engine.best_u()
+        bar.set_postfix(arm=name, best="n/a" if best is None else f"{best:.2f}", refresh=False)
+        bar.update(1)
+    return tuner
+
+
+def log(message: str, bar: Any) -> None:
+    bar.write(f"[synthesis] {message}", file=sys.stderr)
 
 
 def figures(metrics: dict, extra: Optional[dict] = None) -> dict:
@@ -130,37 +190,6 @@ def ratios(prototype: dict, best: dict) -> dict:
             "litert_latency": ratio("litert_latency_ms")}
 
 
-def run_arm(name: str, probing: bool, lab: Lab, space: Any, requirements: Any, proto_params: dict,
-            proto_result: dict, args: argparse.Namespace, bar: Any) -> Any:
-    from nni_gensynth.engine import GenSynth, Objective
-    from nni_gensynth.synthesis import HostProfiler
-
-    screen = HostProfiler(BUILDER, lab.profiler.input_shape, lab.data.num_classes, profiles=PROFILES,
-                          limits=requirements)
-    centre = proto_params if args.generator_start == "prototype" else None
-    engine = GenSynth(space, Objective("netscore"), requirements, profiler=screen, prototype=centre,
-                      population_size=args.population, seed=args.seed, max_profiler_calls=40,
-                      use_responses=probing)
-    # both arms start from the trained prototype's result (the ablation ignores its responses)
-    engine.tell(space.from_parameters(proto_params), proto_result)
-    for k in range(1, args.budget + 1):
-        arch = engine.ask()
-        model, result = lab.train(space.to_parameters(arch), probe=probing)
-        engine.tell(arch, result)
-        log(f"{name} {k}/{args.budget}: acc {result['accuracy']:.4f} params {result['params']:,} "
-            f"macs {result['macs']:,} latency {result.get('latency_ms') or float('nan'):.4f} ms "
-            f"feasible {engine.requirements.is_met(result)} ({result['train_seconds']} s train) "
-            f"{model.network_key}", bar)
-        bar.set_postfix(arm=name, best=f"{engine.best_u():.2f}" if engine.best_u() is not None else "n/a",
-                        refresh=False)
-        bar.update(1)
-    return engine
-
-
-def log(message: str, bar: Any) -> None:
-    bar.write(f"[synthesis] {message}", file=sys.stderr)
-
-
 def best_of(engine: Any) -> Optional[dict]:
     best = engine.best(1)
     if not best:
@@ -169,37 +198,41 @@ def best_of(engine: Any) -> Optional[dict]:
     return dict(record.metrics, parameters=engine.space.to_parameters(record.arch), netscore_u=record.score)
 
 
-def side_by_side(lab: Lab, networks: dict[str, dict]) -> dict[str, dict]:
-    """Fresh measurements (no cache), ONNX Runtime then LiteRT, of every network, interleaved."""
+def side_by_side(evaluator: Any, networks: dict[str, dict]) -> dict[str, dict]:
+    """Fresh measurements (no cache) of every network on every profile, interleaved per profile."""
     out: dict[str, dict] = {name: {} for name in networks}
-    models = {name: lab.profiler.build(p) for name, p in networks.items()}
-    for i, profile in enumerate(lab.profiler.profiles):
+    models = {name: evaluator.build(p) for name, p in networks.items()}
+    for i in range(len(evaluator.profiles)):
         for name, params in networks.items():
-            measured = lab.profiler.measure(models[name], params, profile, prefix=i > 0, use_cache=False)
-            out[name].update(measured)
+            out[name].update(evaluator.measure_on(i, params, models[name], use_cache=False))
     return out
 
 
-def generate(engine: Any, lab: Lab, requirements: Any, args: argparse.Namespace, bar: Any) -> dict:
+def generate(tuner: Any, evaluator: Any, args: argparse.Namespace, bar: Any) -> dict:
+    """The taught generator's networks: distinct ones, each checked against every requirement."""
+    engine, requirements = tuner.engine, tuner.requirements
     # distinct parameter dicts can build the same network (a skipped block's settings): ask for
     # more and keep the first `--generate` distinct networks
     archs = engine.generate(2 * args.generate)
     networks: dict[str, dict] = {}
     for arch in archs:
         params = engine.space.to_parameters(arch)
-        key = lab.profiler.build(params).network_key
+        key = evaluator.build(params).network_key
         if key in networks or len(networks) >= args.generate:
             continue
         known = dict(engine.records[arch].metrics) if arch in engine.records else {}
         known.update(engine.measurements.get(arch, {}))
-        entry = {"arch": key, "parameters": params, "trained": "accuracy" in known,
+        entry = {"arch": key, "parameters": params, "trained_in_search": "accuracy" in known,
                  **{k: known.get(k) for k in FIGURES if k in known}}
         entry["meets_measured_requirements"] = requirements.is_met(known, only_known=True) is True
-        if not args.no_train_generated and not entry["trained"]:
-            _, result = lab.train(params, probe=False)
+        trained = entry["trained_in_search"]
+        if not args.no_train_generated and not trained:
+            result = evaluator.evaluate(params, progress=False)
             known.update(result)
-            entry.update({"trained": True, **{k: result.get(k) for k in FIGURES}})
-        entry["meets_all_requirements"] = requirements.is_met(known) is True if entry["trained"] else None
+            entry.update({k: result.get(k) for k in FIGURES})
+            trained = True
+        entry["trained"] = trained
+        entry["meets_all_requirements"] = requirements.is_met(known) is True if trained else None
         networks[key] = entry
         bar.update(1)
     listed = list(networks.values())
@@ -209,6 +242,7 @@ def generate(engine: Any, lab: Lab, requirements: Any, args: argparse.Namespace,
         "distinct_networks": len(listed),
         "distinct_meeting_measured_requirements": sum(e["meets_measured_requirements"] for e in listed),
         "distinct_meeting_all_requirements_after_training": sum(bool(e["meets_all_requirements"]) for e in listed),
+        "distinct_trained_in_search": sum(e["trained_in_search"] for e in listed),
         "networks": listed,
     }
 
@@ -225,6 +259,9 @@ def summarise(prototype: dict, best: Optional[dict], ablation: Optional[dict], g
         return out
 
     best_block, ablation_block = block(best), block(ablation)
+    for b, record in ((best_block, best), (ablation_block, ablation)):
+        if b is not None:
+            b["test_split"] = test_split(prototype, record)
     u = lambda r: None if r is None else r.get("netscore_u")  # noqa: E731
     probing_better = (best is not None and (ablation is None or u(best) > u(ablation)))
     result = {
@@ -237,6 +274,7 @@ def summarise(prototype: dict, best: Optional[dict], ablation: Optional[dict], g
         "accuracy_drop_points": best_block["accuracy_drop_points"] if best_block else None,
         "ablation": dict(ablation_block or {"best": None}, probing_better=probing_better),
         "generated_distinct_feasible": generated["distinct_meeting_measured_requirements"],
+        "generated_meeting_all": generated["distinct_meeting_all_requirements_after_training"],
         "generated": generated,
         "arms": arms,
         "seconds": round(seconds, 1),
@@ -250,8 +288,27 @@ def summarise(prototype: dict, best: Optional[dict], ablation: Optional[dict], g
             "latency_4x": (r["latency"] or 0) >= TARGETS["latency"],
             "probing_beats_ablation": probing_better,
             "generated_10_distinct_feasible": generated["distinct_meeting_measured_requirements"] >= 10,
+            "generated_8_meet_accuracy": (generated["distinct_meeting_all_requirements_after_training"]
+                                          >= TARGETS["generated_accuracy"]),
         }
     return result
+
+
+def test_split(prototype: dict, best: dict) -> dict:
+    """Prototype and best on the test split (never seen by the search), with 95% intervals, and
+    whether "within 0.5 points of the prototype" holds at the point estimate only or beyond the
+    interval (the lower end of the best's interval within 0.5 points of the prototype's estimate)."""
+    p, b = prototype.get("test_accuracy"), best.get("test_accuracy")
+    if not isinstance(p, (int, float)) or not isinstance(b, (int, float)):
+        return {"available": False}
+    margin = TARGETS["accuracy_drop_points"] / 100
+    low = best.get("test_accuracy_low")
+    return {"available": True, "n": best.get("test_accuracy_n"),
+            "prototype": [p, prototype.get("test_accuracy_low"), prototype.get("test_accuracy_high")],
+            "best": [b, low, best.get("test_accuracy_high")],
+            "change_points": round(100 * (b - p), 3),
+            "within_0.5_points_at_point_estimate": b >= p - margin,
+            "within_0.5_points_beyond_interval": isinstance(low, (int, float)) and low >= p - margin}
 
 
 CANDIDATE_FIGURES = ("accuracy", "params", "macs", "latency_ms", "litert_latency_ms", "energy_mj",
@@ -265,13 +322,28 @@ def blocks_removed(parameters: Optional[dict]) -> Optional[int]:
     return sum(1 for k, v in parameters.items() if k.endswith("_block") and v == "skip")
 
 
-def arm_summary(engine: Any) -> dict:
+def first_feasible(engine: Any) -> Optional[int]:
+    """How many trainings the arm made until its first feasible network (the prototype, which the
+    tuner evaluated before any trial, not counted); None when none was feasible."""
+    trained = [r for r in engine.records.values() if r.score is not None]
+    for k, record in enumerate(trained[1:], start=1):
+        if record.feasible:
+            return k
+    return None
+
+
+def arm_summary(engine: Any, generated: Optional[dict] = None) -> dict:
     trained = [r for r in engine.records.values() if r.score is not None]
     candidates = [dict({k: r.metrics.get(k) for k in CANDIDATE_FIGURES}, feasible=r.feasible,
                        blocks_removed=blocks_removed(engine.space.to_parameters(r.arch))) for r in trained]
     responses = [r.responses for r in trained if r.responses] if engine.use_responses else []
     block_targets = [v.get("target") for rs in responses for k, v in rs.items() if k.endswith("_block")]
     return {"trained": len(trained), "feasible": sum(1 for r in trained if r.feasible),
+            "feasible_fraction": round(sum(1 for r in trained[1:] if r.feasible) / max(1, len(trained) - 1), 4),
+            "first_feasible_training": first_feasible(engine),
+            "generated_meeting_all": None if generated is None else
+            generated["distinct_meeting_all_requirements_after_training"],
+            "generated_distinct": None if generated is None else generated["distinct_networks"],
             "probed": len(responses),
             "block_responses": {"skip": block_targets.count("skip"), "keep": block_targets.count("keep")},
             "measured_on_both_backends": sum(1 for c in candidates
@@ -283,55 +355,71 @@ def arm_summary(engine: Any) -> dict:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    import logging
+    import os
+    import tempfile
+
+    from nni_gensynth.hardware.cache import cache_dir
+
+    with tempfile.TemporaryDirectory(prefix="gensynth-synthesis-cache-") as fresh:
+        # a new measurement cache, but the usual export cache: an exported file depends only on
+        # the network, and converting to .tflite takes seconds per network
+        (cache_dir() / "exports").mkdir(parents=True, exist_ok=True)
+        Path(fresh, "exports").symlink_to(cache_dir() / "exports", target_is_directory=True)
+        previous = os.environ.get("GENSYNTH_CACHE_DIR")
+        os.environ["GENSYNTH_CACHE_DIR"] = str(args.cache_dir or fresh)
+        try:
+            return run(args)
+        finally:
+            if previous is None:
+                os.environ.pop("GENSYNTH_CACHE_DIR", None)
+            else:
+                os.environ["GENSYNTH_CACHE_DIR"] = previous
+
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark (see the module doc) with the measurement cache already chosen."""
+    import os
 
     from tqdm import tqdm
 
-    from nni_gensynth.engine import Requirements, SearchSpace
-    from nni_gensynth.models.mobilenetv2 import prototype_parameters, search_space
+    from nni_gensynth.evaluator import Evaluator
 
     logging.getLogger("nni_gensynth.engine").setLevel(logging.WARNING)
     started = time.perf_counter()
-    data = load_data(args)
-    lab = Lab(data, args.epochs, args.seed, args.probe_fraction)
-    space = SearchSpace(search_space())
-    proto_params = prototype_parameters()
-    total = 1 + 2 * args.budget + args.generate
-    with tqdm(total=total, desc="synthesis", unit="net", file=sys.stderr, ascii=True, mininterval=0) as bar:
-        bar.set_postfix(step="prototype", refresh=True)
-        _, proto_result = lab.train(proto_params, probe=True)
-        bar.update(1)
-        log(f"prototype: acc {proto_result['accuracy']:.4f} latency {proto_result['latency_ms']:.4f} ms "
-            f"({proto_result['train_seconds']} s train); responses {proto_result['responses']}", bar)
-        requirements = Requirements({
-            "accuracy": {"min": round(proto_result["accuracy"] - 0.005, 6)},
-            "latency_ms": {"max": proto_result["latency_ms"] / 4},
-            "macs": {"max": proto_result["macs"] / 10},
-            "params": {"max": proto_result["params"] / 10},
-        })
-        probing = run_arm("probing", True, lab, space, requirements, proto_params, proto_result, args, bar)
-        ablation = run_arm("ablation", False, lab, space, requirements, proto_params, proto_result, args, bar)
-        best, ablation_best = best_of(probing), best_of(ablation)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    experiment = Experiment(args.config, args.seed, args.epochs, args.constraint)
+    budget = args.budget or experiment.max_trials
+    total = 2 * (1 + budget + args.generate)
+    with tqdm(total=total, desc="synthesis", unit="net", file=sys.stderr, ascii=True, mininterval=0) as bar, \
+            shared_trainings():
+        probing = run_arm("probing", True, experiment, budget, bar)
+        ablation = run_arm("ablation", False, experiment, budget, bar)
+        requirements = probing.requirements
+        best, ablation_best = best_of(probing.engine), best_of(ablation.engine)
         bar.set_postfix(step="generate", refresh=True)
-        generated = generate(probing, lab, requirements, args, bar)
+        evaluator = Evaluator(experiment.spec.replace(probe=False, requirements=requirements.to_config()))
+        generated = generate(probing, evaluator, args, bar)
+        generated_ablation = generate(ablation, evaluator, args, bar)
     # side by side: prototype and both bests, fresh measurements with the same profiles and policy
-    networks = {"prototype": proto_params}
+    proto_result = probing.prototype_result
+    networks = {"prototype": probing.prototype_parameters}
     if best is not None:
         networks["best"] = best["parameters"]
     if ablation_best is not None:
         networks["ablation"] = ablation_best["parameters"]
-    fresh = side_by_side(lab, networks)
+    fresh = side_by_side(Evaluator(experiment.spec.replace(requirements={})), networks)
     prototype = dict(proto_result, search_time_latency_ms=proto_result["latency_ms"], **fresh["prototype"])
     if best is not None:
         best = dict(best, search_time_latency_ms=best.get("latency_ms"), **fresh["best"])
     if ablation_best is not None:
         ablation_best = dict(ablation_best, search_time_latency_ms=ablation_best.get("latency_ms"),
                              **fresh["ablation"])
-    settings = {"data": args.data or "digits 32x32x3 (embedded)", "budget": args.budget, "epochs": args.epochs,
-                "population": args.population, "seed": args.seed, "generator_start": args.generator_start, "probe_fraction": args.probe_fraction, "subset": args.subset,
-                "profiles": [p.name for p in lab.profiler.profiles], "command": " ".join(["python"] + sys.argv)}
-    summary = summarise(prototype, best, ablation_best, generated, requirements, settings,
-                        {"probing": arm_summary(probing), "ablation": arm_summary(ablation)},
+    settings = {"config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
+                "load_average": {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]},
+                "budget": budget, "seed": args.seed, "class_args": dict(experiment.class_args),
+                "evaluation": experiment.spec.as_dict(), "command": " ".join(["python"] + sys.argv)}
+    arms = {"probing": arm_summary(probing.engine, generated), "ablation": arm_summary(ablation.engine, generated_ablation)}
+    summary = summarise(prototype, best, ablation_best, generated, requirements, settings, arms,
                         time.perf_counter() - started)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=1, default=str) + "\n", encoding="utf-8")
@@ -342,19 +430,29 @@ def main(argv: Optional[list[str]] = None) -> int:
 def format_table(summary: dict) -> str:
     rows = [("prototype", summary["prototype"]), ("best (probing)", summary["best"]),
             ("best (ablation)", summary["ablation"] if summary["ablation"].get("accuracy") is not None else None)]
-    lines = ["| network | accuracy | params | MACs | ORT latency ms | LiteRT latency ms | energy mJ |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| network | val. accuracy | test accuracy [95% CI] | params | MACs | ORT latency ms | LiteRT latency ms | energy mJ |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in rows:
         if r is None:
-            lines.append(f"| {name} | none feasible | | | | | |")
+            lines.append(f"| {name} | none feasible | | | | | | |")
             continue
-        lines.append(f"| {name} | {r['accuracy']:.4f} | {r['params']:,} | {r['macs']:,} | {r['latency_ms']:.4f} | "
-                     f"{(r.get('litert_latency_ms') or math.nan):.4f} | {r['energy_mj']:.4f} ({r['energy_source']}) |")
+        lines.append(f"| {name} | {r['accuracy']:.4f} | {interval_text(r)} | {int(r['params']):,} | {int(r['macs']):,} | "
+                     f"{r['latency_ms']:.4f} | {(r.get('litert_latency_ms') or math.nan):.4f} | "
+                     f"{r['energy_mj']:.4f} ({r['energy_source']}) |")
     if summary.get("targets"):
         lines.append(f"ratios {summary['ratios']}, accuracy drop {summary['accuracy_drop_points']} points, "
-                     f"generated distinct feasible {summary['generated_distinct_feasible']}")
+                     f"generated distinct feasible {summary['generated_distinct_feasible']}, "
+                     f"meeting every requirement after training {summary['generated_meeting_all']}")
         lines.append("targets: " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in summary["targets"].items()))
     return "\n".join(lines)
+
+
+def interval_text(r: dict) -> str:
+    """"0.9721 [0.950, 0.985]" from a record's test accuracy and its interval."""
+    value, low, high = r.get("test_accuracy"), r.get("test_accuracy_low"), r.get("test_accuracy_high")
+    if not isinstance(value, (int, float)):
+        return "n/a"
+    return f"{value:.4f} [{low:.3f}, {high:.3f}]" if isinstance(low, (int, float)) else f"{value:.4f}"
 
 
 if __name__ == "__main__":

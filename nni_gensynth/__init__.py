@@ -29,10 +29,15 @@ _EXPORTS = {
     "load_experiment": "nni_gensynth.results",
     # NNI adapter (imports nni)
     "GenSynthTuner": "nni_gensynth.tuner",
+    # NNI NAS strategy and measure-first filter (import nni.nas)
+    "GenSynthStrategy": "nni_gensynth.nas",
+    "HardwareFilter": "nni_gensynth.nas",
     # model builders (import torch)
     "build_model": "nni_gensynth.models",
-    # prototype synthesis: host profiler (counts, ONNX Runtime, LiteRT) and probing (torch)
-    "HostProfiler": "nni_gensynth.synthesis",
+    # the evaluator: one path for a candidate (build, count, measure, train, probe)
+    "Evaluator": "nni_gensynth.evaluator",
+    "EvaluationSpec": "nni_gensynth.evaluator",
+    # probing (torch)
     "probe": "nni_gensynth.probing",
 }
 

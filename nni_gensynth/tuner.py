@@ -19,26 +19,29 @@ Experiment YAML::
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
-import math
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
-import numpy as np
 from nni.tuner import Tuner
 
+from .engine.coverage import unreported_metrics
 from .engine.gensynth import CycleStats, GenSynth
 from .engine.objective import MAXIMIZE, MINIMIZE, Objective, Requirements
+from .engine.relative import resolve_relative, split_relative
 from .engine.space import Architecture, SearchSpace, SearchSpaceError
+from .engine.state import CHECKPOINT_STATE, StateError, load_state_file, save_state_file
 from .importing import import_callable
 
 _logger = logging.getLogger("nni_gensynth.tuner")
 
-STATE_DIR = "gensynth"
-STATE_FILE = "state.json"
+TUNER_STATE_KEY = "tuner"  # the tuner's own part of state.json, beside the engine's
+HELD_OUT_PREFIX = "test_"  # metrics of the test split: for reports only, never learned from
 
 
 class GenSynthTuner(Tuner):
@@ -47,14 +50,21 @@ class GenSynthTuner(Tuner):
     Args:
         optimize_mode: "maximize" or "minimize" the objective.
         objective: a reported metric key, "default", "netscore" or "netscore_hw".
-        constraints: operational requirements, {metric: {"max": x} | {"min": x} | both}.
+        constraints: operational requirements, {metric: {"max": x} | {"min": x} | both}; a bound
+            may be relative to the prototype ("prototype / 4", "prototype - 0.005"): the tuner
+            then evaluates the prototype first (trains, probes, measures it) and resolves them.
         profiler: "module:callable" (or a callable) called as fn(parameters) -> {metric: value}
             to measure hardware metrics *before* training.
         hw_profile: a device profile name from hw_profiles/ or a path, or several comma-separated
             ("host-cpu,host-tflite": the first one's metrics as named, the others' prefixed with
             their backend, litert_latency_ms); without `profiler`, the tuner measures each
-            candidate on those devices before training (model space only).
-        prototype: a parameter dict to start the generator from (θ_G centred on it).
+            candidate on those devices before training, built as the trial builds it.
+        prototype: a parameter dict to start the generator from (θ_G centred on it), or the name
+            of a registered prototype ("mobilenetv2", "resnet18") or "module:function" giving one.
+        evaluation: how candidates are built and trained (EvaluationSpec settings: builder,
+            image_size, channels, data, epochs, ...). Default: read from the experiment's trial
+            command when it runs `python -m nni_gensynth.trial`, so the tuner's screening and
+            prototype are evaluated exactly as the trials are.
         population_size: results per generator cycle (one Δθ_G per cycle).
         seed: makes the search reproducible.
         max_profiler_calls: device measurements allowed per proposed trial, on average.
@@ -65,12 +75,13 @@ class GenSynthTuner(Tuner):
     def __init__(self, optimize_mode: str = MAXIMIZE, objective: str = "default",
                  constraints: Optional[Mapping[str, Any]] = None,
                  profiler: Union[str, Callable[[dict], Mapping[str, float]], None] = None,
-                 hw_profile: Optional[str] = None, prototype: Optional[Mapping[str, Any]] = None,
+                 hw_profile: Optional[str] = None, prototype: Union[Mapping[str, Any], str, None] = None,
+                 evaluation: Optional[Mapping[str, Any]] = None,
                  population_size: int = 10, seed: Optional[int] = None, max_profiler_calls: int = 4,
                  probing: bool = True) -> None:
         super().__init__()
         try:
-            self._configure(optimize_mode, objective, constraints, profiler, hw_profile, prototype,
+            self._configure(optimize_mode, objective, constraints, profiler, hw_profile, prototype, evaluation,
                             population_size, seed, max_profiler_calls, probing)
         except (TypeError, ValueError) as exc:
             _report_fatal_to_nni(f"GenSynth classArgs: {exc}")
@@ -81,10 +92,11 @@ class GenSynthTuner(Tuner):
         self._pending: dict[int, Architecture] = {}
         self._saved_state: Optional[dict] = None
         self._queued_imports: list = []
-        self._fallback_rng = np.random.default_rng(seed)
+        self._prototype_result: Optional[dict] = None
+        self._warned: set[str] = set()
 
     def _configure(self, optimize_mode: str, objective: str, constraints: Optional[Mapping[str, Any]],
-                   profiler: Any, hw_profile: Optional[str], prototype: Optional[Mapping[str, Any]],
+                   profiler: Any, hw_profile: Optional[str], prototype: Any, evaluation: Optional[Mapping[str, Any]],
                    population_size: int, seed: Optional[int], max_profiler_calls: int, probing: bool) -> None:
         """Validate classArgs and store them under their own names (errors name the argument)."""
         if optimize_mode not in (MAXIMIZE, MINIMIZE):
@@ -92,76 +104,141 @@ class GenSynthTuner(Tuner):
         if not isinstance(objective, str) or not objective:
             raise ValueError(f"objective must be a metric name, 'default', 'netscore' or 'netscore_hw', got {objective!r}")
         try:
-            requirements = Requirements(constraints)
+            absolute, relative = split_relative(constraints)
+            requirements = Requirements(absolute)
         except (TypeError, ValueError) as exc:
-            raise type(exc)(f"constraints: {exc}") from None
+            raise type(exc)(f"constraints: {exc}" if not str(exc).startswith("constraints") else str(exc)) from None
         _check_int("population_size", population_size, minimum=2)
         _check_int("max_profiler_calls", max_profiler_calls, minimum=1)
         if seed is not None:
             _check_int("seed", seed, minimum=0)
         if not isinstance(probing, bool):
             raise TypeError(f"probing must be true or false, got {probing!r}")
-        if prototype is not None and not isinstance(prototype, Mapping):
-            raise TypeError(f"prototype must be a parameter dict, got {type(prototype).__name__}")
+        held_out = [m for m in [objective, *requirements.metrics, *relative] if str(m).startswith(HELD_OUT_PREFIX)]
+        if held_out:
+            raise ValueError(f"{'objective' if held_out[0] == objective else 'constraints'}: {held_out[0]!r} is measured "
+                             f"on the held-out test split, which the search must never see (selecting on it "
+                             f"overstates it); use the validation metric ({held_out[0][len(HELD_OUT_PREFIX):]!r})")
+        if relative and prototype is None:
+            raise ValueError(f"constraints: bounds relative to the prototype ({_relative_text(relative)}) "
+                             f"need the prototype classArg")
         self.optimize_mode = optimize_mode
         self.objective = objective
-        self.constraints = requirements.to_config()
+        self.constraints = dict(constraints) if constraints else {}
         self.profiler = profiler
         self.hw_profile = hw_profile
-        self.prototype = dict(prototype) if prototype is not None else None
+        self.prototype = prototype
+        self.evaluation = dict(evaluation) if evaluation is not None else None
         self.population_size = population_size
         self.seed = seed
         self.max_profiler_calls = max_profiler_calls
         self.probing = probing
 
         self._requirements = requirements
+        self._relative = relative
         self._objective = Objective(objective, optimize_mode)
-        self._profile = _resolve_hw_profile(hw_profile)
-        self._profiler_fn = _resolve_profiler(profiler, self._profile)
+        self._prototype_parameters = _resolve_prototype(prototype)
+        self._profiles = _resolve_hw_profile(hw_profile)
+        self._spec = _evaluation_spec(evaluation, requirements) if (self._profiles or relative) else None
+        if relative and self._spec is not None and not (self._profiles or self._spec.hw_profiles):
+            hardware = [m for m in relative if m not in ("accuracy", "params", "macs", "netscore")]
+            if hardware:
+                raise ValueError(f"constraints[{hardware[0]!r}] is relative to the prototype's measurement, "
+                                 f"but neither hw_profile nor the trial's --hw-profile names a device")
+        self._profiler_fn = _resolve_profiler(profiler, self._screening_evaluator(requirements))
+
+    def _screening_evaluator(self, requirements: Requirements) -> Any:
+        """The evaluator that measures candidates before training (None without hw_profile)."""
+        if not self._profiles or self._spec is None:
+            return None
+        from .evaluator import Evaluator
+
+        return Evaluator(self._spec.replace(hw_profiles=self._profiles, requirements=requirements.to_config()))
 
     # -- NNI Tuner API ---------------------------------------------------------------------
     def update_search_space(self, search_space: Mapping[str, Any]) -> None:
-        """Parse the space and (re)build the engine; a resumed state is restored here."""
+        """Parse the space and (re)build the engine; a resumed state is restored here. With
+        requirements relative to the prototype, the prototype is evaluated first (once: a resumed
+        experiment reads its result from the checkpoint)."""
         with self._lock:
             try:
                 space = SearchSpace(search_space)
             except SearchSpaceError as exc:
                 _report_fatal_to_nni(f"GenSynth search space: {exc}")
                 raise SearchSpaceError(f"search space: {exc}") from None
-            if self.prototype is not None:
+            prototype = self._prototype_parameters
+            if prototype is not None:
                 try:
-                    space.from_parameters(self.prototype)
+                    space.from_parameters(prototype)
                 except SearchSpaceError as exc:
                     _report_fatal_to_nni(f"GenSynth prototype does not fit the search space: {exc}")
                     raise ValueError(f"prototype does not fit the search space: {exc}") from None
+            saved = self._saved_state or {}
+            self._restore_tuner_state(saved.get(TUNER_STATE_KEY))
+            if self._relative and self._prototype_result is None:
+                self._evaluate_prototype()
             self._space = space
             self._engine = GenSynth(space, self._objective, self._requirements, profiler=self._profiler_fn,
-                                    prototype=self.prototype, population_size=self.population_size,
+                                    prototype=prototype, population_size=self.population_size,
                                     seed=self.seed, max_profiler_calls=self.max_profiler_calls,
                                     use_responses=self.probing, on_cycle=self._on_cycle)
             self._pending.clear()
             if self._saved_state is not None:
-                try:
-                    self._engine.load_state_dict(self._saved_state)
-                    _logger.info("resumed GenSynth state: %d results, %d cycles",
-                                 len(self._engine.records), len(self._engine.cycles))
-                except (ValueError, KeyError, SearchSpaceError) as exc:
-                    _logger.warning("checkpoint does not fit the search space (%s); starting fresh", exc)
+                self._load_engine_state(self._saved_state)
                 self._saved_state = None
+            elif self._prototype_result is not None:
+                # the evaluated prototype is the first result both θ_I and θ_G learn from
+                self._engine.tell(space.from_parameters(prototype), self._prototype_result)
+                self._save()
             queued, self._queued_imports = self._queued_imports, []
         if queued:
             self.import_data(queued)
 
+    def _evaluate_prototype(self) -> None:
+        """Train, probe and measure the prototype, then resolve the relative requirements from
+        its figures. A failure here is fatal: the requirements would be unknown."""
+        from .evaluator import Evaluator
+
+        spec = self._spec.replace(requirements={}, hw_profiles=self._profiles or self._spec.hw_profiles)
+        _logger.info("evaluating the prototype to resolve requirements relative to it: %s",
+                     _relative_text(self._relative))
+        try:
+            result = Evaluator(spec).evaluate(self._prototype_parameters, progress=False, stop_when_broken=False)
+            resolved = resolve_relative(self.constraints, result)
+            requirements = Requirements(resolved)
+        except Exception as exc:
+            _report_fatal_to_nni(f"GenSynth could not evaluate the prototype: {type(exc).__name__}: {exc}")
+            raise
+        self._set_prototype_result(result, requirements)
+        _logger.info("prototype: accuracy %s, params %s, MACs %s, latency_ms %s; requirements now %r",
+                     result.get("accuracy"), result.get("params"), result.get("macs"), result.get("latency_ms"),
+                     requirements)
+
+    def _set_prototype_result(self, result: dict, requirements: Requirements) -> None:
+        self._prototype_result = dict(result)
+        self._requirements = requirements
+        if self.profiler is None:
+            self._profiler_fn = self._screening_evaluator(requirements)
+
+    def _restore_tuner_state(self, state: Any) -> None:
+        """The tuner's own part of a checkpoint: the prototype's result and resolved requirements."""
+        if not isinstance(state, Mapping):
+            return
+        result, resolved = state.get("prototype_result"), state.get("requirements")
+        if self._relative and isinstance(result, Mapping) and isinstance(resolved, Mapping):
+            try:
+                self._set_prototype_result(dict(result), Requirements(resolved))
+            except (TypeError, ValueError) as exc:
+                _logger.warning("checkpoint's resolved requirements are unusable (%s); evaluating the prototype again",
+                                exc)
+
     def generate_parameters(self, parameter_id: int, **kwargs: Any) -> dict:
-        """One parameter set. Never raises: on an internal error it logs and samples θ_G."""
+        """One parameter set. `GenSynth.ask` never raises: on an internal error it logs and
+        proposes a sample of θ_G."""
         with self._lock:
             if self._engine is None or self._space is None:
                 raise RuntimeError("GenSynthTuner: generate_parameters called before update_search_space")
-            try:
-                arch = self._engine.ask()
-            except Exception:  # noqa: BLE001 - an escaping exception would hang the experiment
-                _logger.exception("GenSynth engine failed to propose; falling back to a generator sample")
-                arch = self._fallback_sample()
+            arch = self._engine.ask()
             self._pending[parameter_id] = arch
             self._save()  # the proposal and the advanced RNG survive a kill
             return self._space.to_parameters(arch)
@@ -172,17 +249,25 @@ class GenSynthTuner(Tuner):
 
     def receive_trial_result(self, parameter_id: int, parameters: Mapping[str, Any], value: Any,
                              **kwargs: Any) -> None:
-        """Teach the engine one result: a scalar, or a dict of metrics with `default`."""
+        """Teach the engine one result: a scalar, or a dict of metrics with `default`.
+        Never raises: a result that cannot be learned from is logged and recorded as failed."""
         with self._lock:
             if self._engine is None or self._space is None:
                 _logger.warning("result for %s before the search space; ignored", parameter_id)
                 return
-            arch = self._pending.pop(parameter_id, None)
-            if arch is None:
-                arch = self._parse(parameters)
+            arch = None
+            try:
+                arch = self._pending.pop(parameter_id, None)
                 if arch is None:
-                    return
-            self._engine.tell(arch, metrics_of(value))
+                    arch = self._parse(parameters)
+                    if arch is None:
+                        return
+                self._engine.tell(arch, without_held_out(value))  # validated where it enters; never raises
+            except Exception as exc:  # noqa: BLE001 - an escaping exception hangs the experiment
+                _logger.error("result of parameter id %s could not be learned (%s: %s); recorded as failed",
+                              parameter_id, type(exc).__name__, str(exc)[:200])
+                self._record_failure(arch)
+            self._warn_unreported()
             self._save()
 
     def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
@@ -192,25 +277,29 @@ class GenSynthTuner(Tuner):
             if arch is not None and self._engine is not None:
                 _logger.info("trial %s ended (%s) without a final result: recorded as failed",
                              parameter_id, "succeeded" if success else "failed")
-                self._engine.tell(arch, None)
+                self._record_failure(arch)
                 self._save()
 
     def import_data(self, data: list) -> None:
         """Learn from earlier results: [{'parameter': {...}, 'value': metric}, ...]."""
         with self._lock:
             if self._engine is None:
-                self._queued_imports.extend(data)
+                self._queued_imports.extend(data if isinstance(data, list) else [])
                 return
             imported = 0
-            for entry in data:
+            for entry in data if isinstance(data, list) else []:
                 if not isinstance(entry, Mapping) or "parameter" not in entry or "value" not in entry:
-                    _logger.warning("import_data: entry without 'parameter' and 'value' skipped: %r", entry)
+                    _logger.warning("import_data: entry without 'parameter' and 'value' skipped: %.200r", entry)
                     continue
                 arch = self._parse(entry["parameter"])
                 if arch is None or self._engine.knows(arch):
                     continue
-                self._engine.tell(arch, metrics_of(entry["value"]))
-                imported += 1
+                try:
+                    self._engine.tell(arch, without_held_out(entry["value"]))
+                    imported += 1
+                except Exception as exc:  # noqa: BLE001
+                    _logger.error("import_data: an entry could not be learned (%s: %s); skipped",
+                                  type(exc).__name__, str(exc)[:200])
             _logger.info("imported %d results", imported)
             if imported:
                 self._save()
@@ -219,33 +308,52 @@ class GenSynthTuner(Tuner):
     def state_path(self) -> Optional[Path]:
         """Where the learned state is saved (inside NNI's checkpoint directory)."""
         base = self.get_checkpoint_path()
-        return Path(base, STATE_DIR, STATE_FILE) if base else None
+        return Path(base, CHECKPOINT_STATE) if base else None
 
     def save_checkpoint(self) -> None:
         with self._lock:
             self._save()
 
     def load_checkpoint(self) -> None:
-        """Restore the engine's learned state (NNI calls this on `nnictl resume`)."""
+        """Restore the learned state (NNI calls this on `nnictl resume`). A damaged file is kept
+        beside it and the search resumes from what can be read, or from scratch."""
         path = self.state_path()
-        if path is None or not path.exists():
-            _logger.info("no GenSynth checkpoint to resume from")
+        state = load_state_file(path) if path is not None else None
+        if state is None:
+            _logger.info("no usable GenSynth checkpoint to resume from")
             return
-        state = json.loads(path.read_text(encoding="utf-8"))
         with self._lock:
             if self._engine is None:
                 self._saved_state = state
             else:
-                self._engine.load_state_dict(state)
+                self._load_engine_state(state)
+
+    def _load_engine_state(self, state: Mapping[str, Any]) -> None:
+        try:
+            self._engine.load_state_dict(state)
+            _logger.info("resumed GenSynth state: %d results, %d cycles",
+                         len(self._engine.records), len(self._engine.cycles))
+        except StateError as exc:
+            _logger.warning("checkpoint holds nothing usable (%s); starting fresh", exc)
 
     def _save(self) -> None:
+        """Write the learned state (engine and tuner parts); never raises into NNI."""
         path = self.state_path()
         if path is None or self._engine is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._engine.state_dict(), default=_json_default), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            state = self._engine.state_dict()
+            state[TUNER_STATE_KEY] = {
+                "requirements": self._requirements.to_config(),
+                "constraints": self.constraints,
+                "prototype": self._prototype_parameters,
+                "prototype_result": self._prototype_result,
+                "evaluation": self._spec.as_dict() if self._spec is not None else None,
+            }
+        except Exception as exc:  # noqa: BLE001 - saving must never stop the search
+            _logger.error("GenSynth state could not be assembled (%s: %s)", type(exc).__name__, exc)
+            return
+        save_state_file(path, state)
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -253,41 +361,61 @@ class GenSynthTuner(Tuner):
         """The GenSynth engine (None until the search space is known)."""
         return self._engine
 
-    def _parse(self, parameters: Mapping[str, Any]) -> Optional[Architecture]:
+    @property
+    def requirements(self) -> Requirements:
+        """The requirements in force (relative ones resolved once the prototype is evaluated)."""
+        return self._requirements
+
+    @property
+    def prototype_parameters(self) -> Optional[dict]:
+        """The prototype's parameter dict (resolved from its name), or None."""
+        return dict(self._prototype_parameters) if self._prototype_parameters is not None else None
+
+    @property
+    def prototype_result(self) -> Optional[dict]:
+        """The evaluated prototype's metrics (None unless requirements are relative to it)."""
+        return self._prototype_result
+
+    def _warn_unreported(self) -> None:
+        """Warn once per objective or constraint metric that no result or measurement reports."""
+        try:
+            engine = self._engine
+            results = [r.metrics for r in engine.records.values() if r.metrics]
+            results += list(engine.measurements.values())
+            for warning in unreported_metrics(self._objective, self._requirements, results):
+                key = warning.split(":", 1)[0]
+                if key not in self._warned:
+                    self._warned.add(key)
+                    _logger.warning("GenSynth: %s", warning)
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must never stop the search
+            _logger.debug("unreported-metrics check failed: %s", exc)
+
+    def _record_failure(self, arch: Optional[Architecture]) -> None:
+        if arch is None or self._engine is None:
+            return
+        try:
+            self._engine.tell(arch, None)
+        except Exception as exc:  # noqa: BLE001
+            _logger.error("failure of %s could not be recorded (%s)", arch.encode()[:200], exc)
+
+    def _parse(self, parameters: Any) -> Optional[Architecture]:
         try:
             return self._space.from_parameters(parameters)
-        except SearchSpaceError as exc:
-            _logger.warning("parameters outside the search space ignored (%s): %r", exc, parameters)
+        except Exception as exc:  # noqa: BLE001 - SearchSpaceError, or anything a hostile value raises
+            _logger.warning("parameters outside the search space ignored (%s): %.200r", exc, parameters)
             return None
-
-    def _fallback_sample(self) -> Architecture:
-        try:
-            return self._engine.generator.sample(self._fallback_rng)
-        except Exception:  # noqa: BLE001
-            _logger.exception("generator sample failed; proposing the first option of every decision")
-            values: dict = {}
-            for d in self._space.active(values):
-                values[d.key] = 0 if hasattr(d, "options") else d.from_unit(0.5)
-            return self._space.make(list(values.items()))
 
     def _on_cycle(self, stats: CycleStats) -> None:
         _logger.info("GenSynth cycle %d: best U %s, feasible %.0f%%, entropy %.3f", stats.cycle,
                      stats.best_u, 100 * stats.feasible_fraction, stats.entropy)
 
 
-def metrics_of(value: Any) -> Optional[dict]:
-    """A metric dict from what a trial reported (a number, or a dict with 'default');
-    None for a result that carries nothing usable (NaN, None, wrong type)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
+def without_held_out(value: Any) -> Any:
+    """A reported result without its test-split metrics (test_accuracy, ...): the tuner never
+    learns from the test split."""
     if isinstance(value, Mapping):
-        return {str(k): v for k, v in value.items()}
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return {"default": float(value)}
-    return None
+        return {k: v for k, v in value.items() if not (isinstance(k, str) and k.startswith(HELD_OUT_PREFIX))}
+    return value
 
 
 def _report_fatal_to_nni(message: str) -> None:
@@ -322,34 +450,83 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
 
 
-def _resolve_hw_profile(hw_profile: Optional[str]) -> Any:
+def _resolve_hw_profile(hw_profile: Optional[str]) -> tuple[str, ...]:
+    """Profile names or paths from the hw_profile classArg, each checked to load."""
     if hw_profile is None:
-        return None
-    if not isinstance(hw_profile, str) or not hw_profile:
-        raise TypeError(f"hw_profile must be a profile name or path, got {hw_profile!r}")
+        return ()
+    if not isinstance(hw_profile, str) or not hw_profile.strip():
+        raise TypeError(f"hw_profile must be a profile name or path (or several, comma-separated), got {hw_profile!r}")
+    from .evaluator.spec import split_profiles
     from .hardware.profiles import load_profiles  # lazy: torch-free, but not needed without a profile
 
     try:
-        return load_profiles(hw_profile)
+        names = split_profiles(hw_profile)
+        if not names:
+            raise ValueError(f"names no profile: {hw_profile!r}")
+        load_profiles(list(names))
     except (ValueError, FileNotFoundError) as exc:
         raise ValueError(f"hw_profile: {exc}") from None
+    return names
 
 
-def _resolve_profiler(profiler: Union[str, Callable, None], profile: Any) -> Optional[Callable]:
+def _resolve_prototype(prototype: Any) -> Optional[dict]:
+    """The prototype's parameter dict: as given, or from a registered prototype name
+    ("mobilenetv2") or "module:function"."""
+    if prototype is None:
+        return None
+    if isinstance(prototype, Mapping):
+        return dict(prototype)
+    if isinstance(prototype, str) and prototype:
+        from .models import prototype_parameters
+
+        try:
+            return prototype_parameters(prototype)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"prototype: {exc}") from None
+    raise TypeError(f"prototype must be a parameter dict, a prototype name or 'module:function', "
+                    f"got {type(prototype).__name__}")
+
+
+def _evaluation_spec(evaluation: Optional[Mapping[str, Any]], requirements: Requirements) -> Any:
+    """How candidates are built and trained: the `evaluation` classArg, else the experiment's
+    trial command (when it runs nni_gensynth.trial), else the defaults."""
+    from .evaluator import EvaluationSpec, spec_from_trial_command
+
+    if evaluation is not None:
+        return EvaluationSpec.from_dict(evaluation, where="evaluation: ")
+    config = experiment_config()
+    spec = spec_from_trial_command(config.get("trialCommand")) if config else None
+    if spec is None:
+        return EvaluationSpec()
+    trial_requirements = Requirements(spec.requirements)
+    if trial_requirements and requirements and trial_requirements.to_config() != requirements.to_config():
+        _logger.warning("the trial's --constraints %s differ from the tuner's constraints %s: trials report "
+                        "'feasible' by theirs, the tuner and the report judge by the tuner's",
+                        trial_requirements.to_config(), requirements.to_config())
+    return spec
+
+
+def experiment_config() -> dict:
+    """The experiment's configuration as NNI hands it to the dispatcher process (base64 JSON in
+    its --exp_params argument); {} outside an NNI dispatcher."""
+    argv = sys.argv
+    if "--exp_params" not in argv[:-1]:
+        return {}
+    try:
+        config = json.loads(base64.b64decode(argv[argv.index("--exp_params") + 1]).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _relative_text(relative: Mapping[str, Any]) -> str:
+    return ", ".join(f"{metric} {bound} {rel.text!r}" for metric, bounds in relative.items()
+                     for bound, rel in bounds.items())
+
+
+def _resolve_profiler(profiler: Union[str, Callable, None], evaluator: Any) -> Optional[Callable]:
     if profiler is None:
-        if profile is None:
-            return None
-        from .hardware.profiler import ModelProfiler
-
-        return ModelProfiler(profile)
+        return evaluator
     if callable(profiler):
         return profiler
     return import_callable(profiler, "profiler")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

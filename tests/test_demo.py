@@ -8,13 +8,22 @@ import pytest
 from nni.experiment import ExperimentConfig
 
 from nni_gensynth import demo
-from nni_gensynth.demo import TrialSummary, best_feasible, check_constraints_agree, format_table, progress_line
+from nni_gensynth.demo import format_table, progress_line
+from nni_gensynth.results.analysis import ranked_feasible
+from nni_gensynth.results.model import ExperimentRecord, TrialRecord
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def trial(tid, status="SUCCEEDED", **metrics):
-    return TrialSummary(tid, status, {"stem_width": 8, "lr": 0.01}, metrics)
+    return TrialRecord(tid, status, parameters={"stem_width": 8, "lr": 0.01},
+                       final=metrics or None if status == "SUCCEEDED" else None)
+
+
+def record(trials, constraints=None):
+    config = {"tuner": {"name": "GenSynth", "classArgs": {"objective": "accuracy",
+                                                           "constraints": constraints or {"latency_ms": {"max": 0.05}}}}}
+    return ExperimentRecord("exp1", "rest", None, config, list(trials))
 
 
 TRIALS = [
@@ -26,34 +35,47 @@ TRIALS = [
 ]
 
 
-def test_best_feasible_orders_by_accuracy_then_latency_and_skips_infeasible():
-    assert [t.trial_id for t in best_feasible(TRIALS)] == ["c", "a"]
-    assert best_feasible(TRIALS, 1)[0].trial_id == "c"
+def test_the_demo_ranks_through_the_results_package():
+    """One ranking of 'best feasible' (nni_gensynth.results.analysis), judged on the tuner's
+    requirements: ties on accuracy go to the lower latency; b breaks the latency bound."""
+    assert [t.trial_id for t in ranked_feasible(record(TRIALS))] == ["c", "a"]
 
 
 def test_table_and_progress_line_show_the_numbers():
-    table = format_table(best_feasible(TRIALS))
+    table = format_table(ranked_feasible(record(TRIALS)))
     assert "0.9700" in table and "0.030" in table and "stem8|x" in table and "lr=0.01" in table
-    line = progress_line("RUNNING", TRIALS, 24, 12.0)
+    line = progress_line("RUNNING", record(TRIALS), 24, 12.0)
     assert "4/24 done" in line and "3 succeeded" in line and "1 failed" in line and "1 running" in line
     assert "0.9700" in line and "trial c" in line
 
 
-@pytest.mark.parametrize("name", ["gensynth.yml", "tpe.yml"])
+@pytest.mark.parametrize("name", ["gensynth.yml", "tpe.yml", "synthesis.yml"])
 def test_example_configs_resolve_paths_against_their_folder(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # NNI must not resolve against the working directory
     config = ExperimentConfig.load(str(REPO / "examples" / name)).canonical_copy()
-    assert Path(config.search_space_file) == REPO / "search_spaces" / "mobilenet_macro.json"
+    assert Path(config.search_space_file).parent == REPO / "search_spaces"
     assert Path(config.trial_code_directory) == REPO
     assert config.trial_command.startswith("python3 -m nni_gensynth.trial")
-    assert config.trial_concurrency == 2 and 20 <= config.max_trial_number <= 30
-    assert check_constraints_agree(config) is None  # trial and tuner agree on the requirements
+    assert 1 <= config.trial_concurrency <= 2 and 20 <= config.max_trial_number <= 30
 
 
-def test_disagreeing_constraints_are_reported():
-    config = ExperimentConfig.load(str(REPO / "examples" / "gensynth.yml"))
-    config.trial_command = config.trial_command.replace("0.05", "0.5")
-    assert "differ" in check_constraints_agree(config)
+def test_the_synthesis_example_states_requirements_relative_to_its_prototype():
+    """examples/synthesis.yml: the tuner accepts its classArgs as they are, and its trial command
+    builds the prototype's space at 32x32x3, probing, on ONNX Runtime and LiteRT."""
+    import yaml
+
+    from nni_gensynth import GenSynthTuner
+    from nni_gensynth.engine.relative import split_relative
+    from nni_gensynth.evaluator import spec_from_trial_command
+
+    config = yaml.safe_load((REPO / "examples" / "synthesis.yml").read_text())
+    args = config["tuner"]["classArgs"]
+    assert set(split_relative(args["constraints"])[1]) == {"accuracy", "latency_ms", "macs", "params"}
+    tuner = GenSynthTuner(**args)
+    assert tuner.prototype_parameters and tuner.requirements.to_config() == {}  # resolved once evaluated
+    spec = spec_from_trial_command(config["trialCommand"])
+    assert spec.builder == "mobilenetv2" and spec.input_shape == (1, 3, 32, 32) and spec.probe
+    assert spec.hw_profiles == ("host-cpu", "host-tflite")
 
 
 def test_interpreter_bin_goes_first_on_path(monkeypatch):
@@ -64,9 +86,10 @@ def test_interpreter_bin_goes_first_on_path(monkeypatch):
 
 
 def test_write_report_hook_saves_trials(tmp_path):
-    path = demo.write_report("exp1", TRIALS, tmp_path)
+    path = demo.write_report(record(TRIALS), tmp_path)
     saved = json.loads(path.read_text())
     assert saved["experiment_id"] == "exp1" and len(saved["trials"]) == len(TRIALS)
+    assert saved["requirements"] == {"latency_ms": {"max": 0.05}}
 
 
 def test_missing_config_is_a_clear_error(tmp_path):
@@ -104,23 +127,9 @@ trainingService:
     assert managers == []
 
 
-def test_collect_trials_uses_the_reported_parameter_id_and_the_log_path(tmp_path):
-    """NNI 3.0 may start two trials with each other's parameter sets: what a trial reported
-    under names what ran. A failed trial's stderr is found through NNI's logPath."""
-    from types import SimpleNamespace as NS
-
-    from nni_gensynth.demo import _trial_stderr_tail, collect_trials
+def test_a_failed_trials_stderr_is_found_through_its_folder(tmp_path):
+    from nni_gensynth.demo import _trial_stderr_tail
 
     (tmp_path / "trial.stderr").write_text("line 1\nValueError: boom\n")
-    jobs = [
-        NS(trialJobId="A", status="SUCCEEDED", logPath=f"file://localhost:{tmp_path}",
-           hyperParameters=[NS(parameter_id=0, parameters={"w": 8})],
-           finalMetricData=[NS(parameterId="1", data={"default": 0.9, "accuracy": 0.9})]),
-        NS(trialJobId="B", status="FAILED", logPath=str(tmp_path),
-           hyperParameters=[NS(parameter_id=1, parameters={"w": 64})], finalMetricData=[]),
-    ]
-    trials = collect_trials(NS(list_trial_jobs=lambda: jobs))
-    assert trials[0].parameters == {"w": 64}  # reported under id 1, whose set is {"w": 64}
-    assert trials[1].parameters == {"w": 64} and trials[1].metrics == {}
-    assert "ValueError: boom" in _trial_stderr_tail(trials[0])
-    assert "ValueError: boom" in _trial_stderr_tail(trials[1])
+    assert "ValueError: boom" in _trial_stderr_tail(TrialRecord("B", "FAILED", trial_dir=tmp_path))
+    assert "no log path" in _trial_stderr_tail(TrialRecord("C", "FAILED"))

@@ -1,11 +1,24 @@
-"""The sqlite measurement cache across processes, and the package's light import."""
+"""The sqlite measurement cache across processes, damaged or read-only, and the package's light
+import."""
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
+import sqlite3
 import subprocess
 import sys
+import time
+import warnings
+import zlib
+from contextlib import closing
+from pathlib import Path
 
-from nni_gensynth.hardware.cache import MeasurementCache, measurement_key
+import pytest
+
+from hw_support import AnsweringTransport, read_only, write_profile
+from nni_gensynth.hardware import CacheWarning, load_profile, measure
+from nni_gensynth.hardware.cache import MeasurementCache, check_cache, measurement_key
 from nni_gensynth.hardware.measurement import Measurement, MeasurementSpec
 
 
@@ -49,11 +62,7 @@ def test_package_import_stays_light():
 
 
 def test_prune_deletes_only_old_measurements_and_exports(tmp_path, monkeypatch):
-    import os
-    import time
     from dataclasses import replace
-
-    import pytest
 
     from nni_gensynth.cli import main
     from nni_gensynth.hardware.cache import prune_files
@@ -77,3 +86,162 @@ def test_prune_deletes_only_old_measurements_and_exports(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="older_than_s"):
         cache.prune(-1)
     assert main(["cache"]) == 0 and len(cache) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# A damaged or unwritable cache never costs a measurement (issue #11 item 7)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def model(tmp_path_factory):
+    from fakes.tiny_models import tiny_onnx
+
+    return tiny_onnx(tmp_path_factory.mktemp("models") / "mlp.onnx", width=64)
+
+
+@pytest.fixture
+def profile(tmp_path):
+    return load_profile(str(write_profile(tmp_path, "cache-cpu")))
+
+
+def _filled(path: Path, count: int = 20) -> MeasurementCache:
+    cache = MeasurementCache(path)
+    for i in range(count):
+        cache.put(f"k{i}", _measurement(f"a{i}", 1.0 + i))
+    return cache
+
+
+def _aside(path: Path) -> list:
+    return sorted(p.name for p in path.parent.glob(path.name + ".corrupt-*") if not p.name.endswith(("-wal", "-shm")))
+
+
+def test_garbage_file_is_moved_aside_and_rebuilt(tmp_path, model, profile):
+    path = tmp_path / "m.sqlite"
+    path.write_bytes(os.urandom(3000))
+    with pytest.warns(CacheWarning, match="damaged.*moved it to m.sqlite.corrupt-"):
+        cache = MeasurementCache(path)
+    assert len(_aside(path)) == 1 and len(cache) == 0
+    first = measure(model, profile, cache=cache, transport=AnsweringTransport(profile))
+    again = measure(model, profile, cache=cache, transport=AnsweringTransport(profile))
+    assert not first.from_cache and again.from_cache and again == first
+
+
+def test_malformed_page_is_moved_aside_on_first_use(tmp_path):
+    path = tmp_path / "m.sqlite"
+    _filled(path)
+    with closing(sqlite3.connect(path)) as db:
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'measurements'").fetchone()[0]
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    data[(root - 1) * page] = 0xFF  # the table's root page is no b-tree page any more
+    path.write_bytes(bytes(data))
+    cache = MeasurementCache(path)  # opening touches no table page
+    with pytest.warns(CacheWarning, match="malformed"):
+        assert cache.get("k3") is None
+    assert len(_aside(path)) == 1 and len(cache) == 0
+    cache.put("k3", _measurement("a3", 4.0))
+    assert cache.get("k3").median_ms == _measurement("a3", 4.0).median_ms
+
+
+def _store_raw(path: Path, key: str, blob) -> None:
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("INSERT OR REPLACE INTO measurements VALUES (?, 'a', 'p', 'f', 'd', 'onnxruntime', 'r', 0, ?)",
+                   (key, blob))
+        db.commit()
+
+
+@pytest.mark.parametrize("blob", [
+    b"not zlib", 42, zlib.compress(b"\xff\xfe"), zlib.compress(b"[1, 2]"), zlib.compress(b"{" * 100_000),
+    zlib.compress(json.dumps({**json.loads(_measurement("a", 1.0).to_json()),
+                              "energy": {"energy_mj": "abc", "source": "model"}}).encode()),
+    zlib.compress(json.dumps({**json.loads(_measurement("a", 1.0).to_json()), "samples_ms": "123"}).encode()),
+])
+def test_bad_row_is_dropped_and_measured_again(tmp_path, model, profile, blob):
+    cache = MeasurementCache(tmp_path / "m.sqlite")
+    device = AnsweringTransport(profile)
+    measure(model, profile, cache=cache, transport=device)
+    key = _only_key(cache.path)
+    _store_raw(cache.path, key, blob)
+    with pytest.warns(CacheWarning, match="dropped a damaged entry"):
+        again = measure(model, profile, cache=cache, transport=device)
+    assert not again.from_cache and device.calls == 2  # measured again, not served the bad row
+    assert measure(model, profile, cache=cache, transport=device).from_cache and len(cache) == 1
+    assert check_cache(cache.path).ok
+
+
+def _only_key(path: Path) -> str:
+    with closing(sqlite3.connect(path)) as db:
+        [(key,)] = db.execute("SELECT key FROM measurements").fetchall()
+    return key
+
+
+def test_read_only_cache_still_returns_the_measurement(tmp_path, model, profile, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(root))
+    cache = MeasurementCache()
+    cache.put("other", _measurement("x", 1.0))
+    files = sorted(root.iterdir())
+    with read_only(root, *files), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = measure(model, profile, transport=AnsweringTransport(profile))  # the cache and its locks
+        assert not result.from_cache and result.energy_mj == 0.5
+        assert any(issubclass(w.category, CacheWarning) and "store" in str(w.message) for w in caught)
+    assert sorted(root.iterdir()) == files  # nothing written
+
+
+def test_read_only_cache_file_in_a_writable_folder(tmp_path, model, profile):
+    path = tmp_path / "m.sqlite"
+    _filled(path, 2)
+    with read_only(path), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = measure(model, profile, cache=MeasurementCache(path), transport=AnsweringTransport(profile))
+        assert not result.from_cache
+        assert any(issubclass(w.category, CacheWarning) for w in caught)
+
+
+def test_gensynth_cache_check_reports_damage_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    from nni_gensynth.cli import main
+
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path))
+    path = tmp_path / "measurements.sqlite"
+    assert main(["cache", "--check"]) == 0 and "no cache file" in capsys.readouterr().out
+    _filled(path, 3)
+    assert main(["cache", "--check"]) == 0 and "3 measurement row(s), ok" in capsys.readouterr().out
+    _store_raw(path, "bad", b"junk")
+    before = path.read_bytes()
+    assert main(["cache", "--check"]) == 1
+    out = capsys.readouterr().out
+    assert "DAMAGED" in out and "bad row" in out and path.read_bytes() == before
+    path.write_bytes(b"\x00garbage" * 500)
+    assert main(["cache", "--check"]) == 1 and "not a database" in capsys.readouterr().out
+    with pytest.warns(CacheWarning, match="moved it to"):
+        assert main(["cache"]) == 0  # used, the cache repairs itself instead of a traceback
+    assert "measurements: 0" in capsys.readouterr().out
+    assert main(["cache", "--check"]) == 0
+
+
+MEASURE_ONCE = """
+import sys, time
+from pathlib import Path
+from nni_gensynth.hardware import load_profile, measure
+go = Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.005)
+result = measure(Path(sys.argv[1]), load_profile(sys.argv[2]))
+print("cached" if result.from_cache else "measured")
+"""
+
+
+def test_two_processes_measuring_the_same_model_measure_it_once(tmp_path, model):
+    profile = write_profile(tmp_path, "slow-cpu", repeat={"min_time_s": 0.8, "min_runs": 10, "max_runs": 100000})
+    go = tmp_path / "go"
+    env = dict(os.environ, GENSYNTH_CACHE_DIR=str(tmp_path / "cache"))
+    procs = [subprocess.Popen([sys.executable, "-c", MEASURE_ONCE, str(model), str(profile), str(go)], cwd=REPO,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(1.5)  # both imported and waiting
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert sorted(out.strip() for out, _ in outs) == ["cached", "measured"]

@@ -77,3 +77,17 @@ def test_profile_parameter_dict_json(setup, tmp_path):
     broken.write_text(json.dumps({**parameters, "stem_width": "wide"}))
     bad = gensynth(str(broken), "--profile", str(setup["cpu"]), cache=tmp_path)
     assert bad.returncode == 2 and "stem_width" in bad.stderr
+
+
+def test_profile_and_cache_survive_a_damaged_cache_file(setup, tmp_path):
+    """Garbage where the measurement cache should be: a warning and a rebuilt cache, not a traceback."""
+    (tmp_path / "measurements.sqlite").write_bytes(b"\x00\x01 not sqlite " * 300)
+    out = gensynth(str(setup["onnx"]), "--profile", str(setup["cpu"]), "--json", cache=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr and "CacheWarning" in out.stderr and "moved it to" in out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["cached"] is False
+    assert list(tmp_path.glob("measurements.sqlite.corrupt-*"))
+    env = dict(os.environ, GENSYNTH_CACHE_DIR=str(tmp_path))
+    check = subprocess.run([sys.executable, "-m", "nni_gensynth.cli", "cache", "--check"], capture_output=True,
+                           text=True, timeout=60, env=env)
+    assert check.returncode == 0 and "1 measurement row(s), ok" in check.stdout

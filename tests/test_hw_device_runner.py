@@ -215,3 +215,26 @@ def test_litert_falls_back_to_tflite_runtime(models, tmp_path):
     assert answer["runtime"] == "tflite_runtime 2.14.0"
     missing = _run_blocked(["ai_edge_litert", "tflite_runtime"], args)
     assert missing["ok"] is False and "pip install ai-edge-litert" in missing["error"]
+
+
+def test_runner_refuses_numbers_that_are_not_finite(models):
+    for flag in ("--min-time-s", "--warmup-min-time-s", "--target-rse"):
+        code, answer = run_runner("measure", "--model", str(models["onnxruntime"]), "--backend", "onnxruntime",
+                                  flag, "nan" if flag != "--warmup-min-time-s" else "inf")
+        assert code != 0 and answer["ok"] is False and "finite" in answer["error"] and flag in answer["error"]
+
+
+def test_runner_exits_when_the_host_that_started_it_is_gone(models):
+    """A runner told to serve a host process that no longer exists stops instead of measuring for
+    nobody (the local transport tells it its pid; see test_hw_local for kill -9 of the host)."""
+    from nni_gensynth.device.protocol import PARENT_PID_ENV
+    from nni_gensynth.device.system import ORPHAN_EXIT_CODE
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()
+    env = dict(os.environ, **{PARENT_PID_ENV: str(finished.pid)})  # a pid that has just gone
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "nni_gensynth.device", "measure", "--model", str(models["onnxruntime"]),
+                          "--backend", "onnxruntime", "--warmup-min-time-s", "120"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == ORPHAN_EXIT_CODE and time.monotonic() - start < 30

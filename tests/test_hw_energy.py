@@ -184,22 +184,59 @@ def test_big_cores_from_cpufreq(tmp_path):
     assert system.big_cores(str(tmp_path)) == [2, 3]
 
 
+def _run_on_battery_fixture(root: Path, model: Path, energy_config: str) -> "tuple[int, dict]":
+    out = subprocess.run(
+        [sys.executable, "-m", "nni_gensynth.device", "measure", "--model", str(model), "--backend", "onnxruntime",
+         "--threads", "1", "--warmup-min-time-s", "0", "--warmup-min-runs", "2", "--min-time-s", "0.1",
+         "--min-runs", "5", "--energy-source", "battery", "--energy-config", energy_config,
+         "--sysfs-root", str(root)], capture_output=True, text=True, timeout=120)
+    return out.returncode, json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def test_device_runner_reports_fixture_battery(tmp_path, tiny_onnx):
     put(tmp_path, "sys/class/power_supply/battery/type", "Battery")
     put(tmp_path, "sys/class/power_supply/battery/current_now", 500_000)
     put(tmp_path, "sys/class/power_supply/battery/voltage_now", 3_800_000)
     put(tmp_path, "sys/class/thermal/thermal_zone0/temp", 40000)
-    out = subprocess.run(
-        [sys.executable, "-m", "nni_gensynth.device", "measure", "--model", str(tiny_onnx), "--backend", "onnxruntime",
-         "--threads", "1", "--warmup-min-time-s", "0", "--warmup-min-runs", "2", "--min-time-s", "0.1",
-         "--min-runs", "5", "--energy-source", "battery", "--energy-config", '{"idle_s": 0.05}',
-         "--sysfs-root", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    answer = json.loads(out.stdout.strip().splitlines()[-1])
-    assert answer["ok"], answer
+    code, answer = _run_on_battery_fixture(tmp_path, tiny_onnx, '{"idle_s": 0}')
+    assert code == 0 and answer["ok"], answer
     assert answer["energy"]["source"] == "battery"
     assert answer["energy"]["power_w"] == pytest.approx(1.9)
-    assert answer["energy"]["energy_mj"] == pytest.approx(0.0, abs=1e-9)  # constant fixture: nothing added
+    assert answer["energy"]["energy_mj"] == pytest.approx(answer["energy"]["gross_energy_mj"])  # no baseline
+    assert answer["energy"]["energy_mj"] > 0
+    assert answer["emulated"] is False and answer["warnings"] == []
     assert answer["thermal"]["max_temp_c"] == 40.0
+
+
+def test_device_runner_refuses_an_energy_of_zero(tmp_path, tiny_onnx):
+    """A constant fixture draws during the run what it drew idle: the runner says the meter cannot
+    resolve the model's energy instead of answering 0 mJ."""
+    put(tmp_path, "sys/class/power_supply/battery/type", "Battery")
+    put(tmp_path, "sys/class/power_supply/battery/current_now", 500_000)
+    put(tmp_path, "sys/class/power_supply/battery/voltage_now", 3_800_000)
+    code, answer = _run_on_battery_fixture(tmp_path, tiny_onnx, '{"idle_s": 0.05}')
+    assert code == 1 and answer["ok"] is False
+    assert "battery" in answer["error"] and "idle baseline" in answer["error"]
+
+
+def test_model_energy_never_zero_when_the_cpu_clock_reads_zero():
+    """qemu-user answers /proc/self/stat with zeros, and a coarse clock may not tick in a short run:
+    the run then counts as one busy core for its wall time, and the result says so."""
+    result = energy.model_energy(cpu_seconds=0.0, duration_s=2.0, inferences=100, active_power_w=1.0)
+    assert result["energy_mj"] == pytest.approx(1.0 * 2.0 / 100 * 1000)
+    assert result["basis"] == "wall" and "wall time" in result["note"]
+    assert energy.model_energy(cpu_seconds=1.0, duration_s=2.0, inferences=100)["basis"] == "cpu"
+    assert energy.check_positive(result) is result
+    with pytest.raises(RuntimeError, match="must be > 0"):
+        energy.check_positive({"energy_mj": 0.0, "source": "model"})
+    with pytest.raises(RuntimeError, match="idle baseline"):
+        energy.check_positive(energy.active_energy([2.0], [2.5], 1.0, 10, "pmic"))
+
+
+def test_cpu_seconds_reads_the_process_clock():
+    before = energy.cpu_seconds()
+    sum(i * i for i in range(200_000))
+    assert energy.cpu_seconds() > before
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +245,30 @@ def tiny_onnx(tmp_path_factory):
     from nni_gensynth.hardware.export import export_onnx
 
     return export_onnx(tiny_net(), (1, 3, 16, 16), directory=tmp_path_factory.mktemp("onnx"))
+
+
+# ---- the device's small commands, through one long-lived shell -------------------------------
+
+def test_command_shell_runs_commands_without_forking_the_runner(tmp_path):
+    from nni_gensynth.device.commands import CommandShell
+
+    shell = CommandShell()
+    try:
+        assert shell.run(["sh", "-c", "echo out; echo err >&2; exit 3"]) == (3, "out\nerr\n")
+        assert shell.run(["cat"]) == (0, "")  # stdin is /dev/null: the shell's own input is not eaten
+        assert shell.run(["printf", "no newline"]) == (0, "no newline")
+        first = shell._proc.pid
+        assert shell.run(["true"])[0] == 0 and shell._proc.pid == first  # one shell for every command
+        with pytest.raises(TimeoutError):
+            shell.run(["sleep", "5"], timeout_s=0.2)
+        assert shell.run(["echo", "a b; $HOME"]) == (0, "a b; $HOME\n")  # words are quoted, a new shell runs it
+        results = []
+        threads = [__import__("threading").Thread(target=lambda i=i: results.append(shell.run(["echo", str(i)])))
+                   for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results) == [(0, f"{i}\n") for i in range(8)]
+    finally:
+        shell.close()

@@ -1,5 +1,6 @@
-"""measure(): cache hits avoid the device, failures are never cached, transient device errors are
-retried, one measurement at a time per device. Runs the real local transport and ONNX Runtime."""
+"""measure(): cache hits avoid the device, failures and bad answers are never cached, transient
+device errors are retried, one measurement at a time per device. Runs the real local transport
+and ONNX Runtime."""
 from __future__ import annotations
 
 import threading
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hw_support import FlakyTransport, RecordingTransport, tiny_net, write_profile
-from nni_gensynth.hardware import Measurement, load_profile, measure
+from hw_support import AnsweringTransport, FlakyTransport, RecordingTransport, tiny_net, write_profile
+from nni_gensynth.hardware import AnswerError, Measurement, load_profile, measure
 from nni_gensynth.hardware.cache import MeasurementCache, measurement_key
 from nni_gensynth.hardware.export import export_onnx
 from nni_gensynth.hardware.measurement import MeasurementSpec
@@ -80,7 +81,7 @@ def test_key_changes_with_profile_settings(onnx_model, tmp_path, cache):
     measure(onnx_model, one, transport=transport, cache=cache)
     measure(onnx_model, two, transport=transport, cache=cache)
     assert len(transport.calls) == 2
-    assert transport.calls[1][transport.calls[1].index("--threads") + 1] == "2"
+    assert transport.calls[1].threads == 2 and transport.calls[0].threads == 1
 
 
 def test_retryable_failure_is_retried_and_result_is_correct(onnx_model, profile, cache):
@@ -110,23 +111,41 @@ def test_runner_error_and_bad_answers_are_not_cached(tmp_path, profile, cache):
     with pytest.raises(DeviceError, match="cannot load"):
         measure(broken, profile, transport=LocalTransport(profile), cache=cache)
 
-    class EmptyAnswer(LocalTransport):
-        def run_device_runner(self, model_path, args):
-            return {"ok": True, "backend": "onnxruntime", "samples_ms": [],
-                    "energy": {"energy_mj": 1.0, "source": "model"}, "peak_mem_mb": 1}
-
-    class WrongBackend(LocalTransport):
-        def run_device_runner(self, model_path, args):
-            return {"ok": True, "backend": "litert", "samples_ms": [1.0],
-                    "energy": {"energy_mj": 1.0, "source": "model"}, "peak_mem_mb": 1}
-
     good = tmp_path / "good.onnx"
     good.write_bytes(Path(export_onnx(tiny_net(4), SHAPE, directory=tmp_path)).read_bytes())
     with pytest.raises(DeviceError, match="unusable"):
-        measure(good, profile, transport=EmptyAnswer(profile), cache=cache)
+        measure(good, profile, transport=AnsweringTransport(profile, samples_ms=[]), cache=cache)
     with pytest.raises(DeviceError, match="backend"):
-        measure(good, profile, transport=WrongBackend(profile), cache=cache)
+        measure(good, profile, transport=AnsweringTransport(profile, backend="litert"), cache=cache)
     assert len(cache) == 0
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"samples_ms": "123"}, "samples_ms"),                      # was measured as (1, 2, 3) and cached
+    ({"samples_ms": [1.0, float("nan")]}, "samples_ms[1]"),
+    ({"samples_ms": [1.0, 0.0]}, "samples_ms[1]"),
+    ({"samples_ms": [1e300]}, "samples_ms[0]"),
+    ({"energy": {"energy_mj": "abc", "source": "model"}}, "energy.energy_mj"),  # was cached, broke every read
+    ({"energy": {"energy_mj": 0.0, "source": "model"}}, "energy.energy_mj"),
+    ({"energy": {"energy_mj": -1.0, "source": "model"}}, "energy.energy_mj"),
+    ({"energy": {"energy_mj": float("inf"), "source": "model"}}, "energy.energy_mj"),
+    ({"energy": {"energy_mj": 1.0, "source": "solar"}}, "energy.source"),
+    ({"peak_mem_mb": "lots"}, "peak_mem_mb"),
+    ({"threads": True}, "threads"),
+    ({"cpu_samples_ms": [1.0]}, "cpu_samples_ms"),
+    ({"thermal": {"load_avg_start": "high"}}, "thermal.load_avg_start"),
+    ({"runtime": "x" * 100_000}, "runtime"),
+    ({"device": {"nested": [[[[[[[[1]]]]]]]]}}, "device.nested[0][0][0][0][0]"),
+])
+def test_bad_answers_name_the_field_and_are_never_cached(onnx_model, profile, cache, changes, field):
+    device = AnsweringTransport(profile, **changes)
+    with pytest.raises(AnswerError) as info:
+        measure(onnx_model, profile, transport=device, cache=cache)
+    assert info.value.field == field and f"'{field}'" in str(info.value)
+    assert info.value.retryable is False and device.calls == 1  # not retried: it would answer the same
+    assert len(cache) == 0
+    good = measure(onnx_model, profile, transport=AnsweringTransport(profile), cache=cache)  # nothing stale in the way
+    assert not good.from_cache and good.energy_mj == 0.5 and len(cache) == 1
 
 
 def test_one_measurement_at_a_time_per_device(onnx_model, profile, tmp_path):
@@ -155,7 +174,7 @@ def test_module_is_exported_for_the_profile_backend(tmp_path, cache):
     transport = RecordingTransport(profile)
     net = tiny_net(6)
     first = measure(net, profile, transport=transport, cache=cache)
-    assert transport.calls[0][transport.calls[0].index("--model") + 1].endswith(".tflite")
+    assert transport.calls[0].model_path.suffix == ".tflite" and transport.calls[0].input_shape == (1, 3, 16, 16)
     assert first.spec.runtime.startswith("ai_edge_litert")
     again = measure(tiny_net(6), profile, transport=transport, cache=cache)  # same structure, new weights
     assert again.from_cache and len(transport.calls) == 1
@@ -200,22 +219,6 @@ def test_busy_device_warns():
     busy = Measurement(spec, (1.0,) * 10, energy, 1.0, thermal={"load_avg_start": 3.9, "cpu_count": 2})
     quiet = Measurement(spec, (1.0,) * 10, energy, 1.0, thermal={"load_avg_start": 0.2, "cpu_count": 2})
     assert any("busy" in w for w in busy.warnings) and quiet.warnings == ()
-
-
-def test_model_profiler_shares_the_trials_cache_entry(tmp_path):
-    import json
-
-    from nni_gensynth.hardware.profiler import ModelProfiler
-
-    space = json.loads((Path(__file__).resolve().parents[1] / "search_spaces" / "mobilenet_macro.json").read_text())
-    parameters = {key: spec["_value"][0] for key, spec in space.items()}
-    profile = load_profile(str(write_profile(tmp_path, "prof-cpu")))
-    profiler = ModelProfiler(profile, image_size=8, channels=1)
-    metrics = profiler(parameters)
-    assert {"latency_ms", "latency_p90_ms", "energy_mj", "peak_mem_mb", "cv"} <= set(metrics)
-    assert all(isinstance(v, float) for v in metrics.values()) and metrics["latency_ms"] > 0
-    assert profiler(dict(parameters, lr=0.02)) == metrics  # a training hyperparameter: same network, cached
-    assert len(MeasurementCache()) == 1
 
 
 def test_summary_only_answers_keep_their_reported_spread():

@@ -1,10 +1,14 @@
-"""Hardware profiles: the shipped ones load; bad fields are named with the file."""
+"""Hardware profiles: the shipped ones load; bad fields, and numbers that are not finite or out of
+range, are named with the file when the profile is loaded."""
 from __future__ import annotations
 
+import math
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings, strategies as st
 
 from nni_gensynth.hardware.profiles import (
     REPO_PROFILE_DIR,
@@ -13,7 +17,9 @@ from nni_gensynth.hardware.profiles import (
     TransportConfig,
     available_profiles,
     load_profile,
+    profile_from_dict,
 )
+from nni_gensynth.hardware.request import RunRequest, runner_argv
 
 SHIPPED = ["host-cpu", "host-tflite", "raspberry-pi-4", "raspberry-pi-5", "android-arm64"]
 
@@ -27,7 +33,7 @@ def test_every_shipped_profile_loads_and_is_documented(name):
     assert text.startswith("#"), "each shipped profile opens with a comment header"
     assert profile.description
     hash(profile)  # frozen and hashable
-    assert "--backend" in profile.runner_args()
+    assert "--backend" in runner_argv(RunRequest.for_profile(profile, "model"), "model")
 
 
 def test_shipped_profiles_say_what_the_issue_asks():
@@ -86,7 +92,7 @@ def test_bad_field_is_named_with_the_file(tmp_path, change, field):
 @pytest.mark.parametrize("missing", ["name", "backend", "transport"])
 def test_missing_required_field_is_named(tmp_path, missing):
     data = {k: v for k, v in BASE.items() if k != missing}
-    with pytest.raises(ProfileError, match=f"missing required field '{missing}'"):
+    with pytest.raises(ProfileError, match=f"field '{missing}': missing required field"):
         load_profile(str(_write(tmp_path, data)))
 
 
@@ -133,10 +139,96 @@ def test_defaults_transport_mapping_and_fingerprint(tmp_path):
     assert threads.fingerprint() != profile.fingerprint()
 
 
-def test_runner_args_carry_the_policy(tmp_path):
+def test_runner_argv_carries_the_policy(tmp_path):
     profile = load_profile(str(_write(tmp_path, {**BASE, "cpu_affinity": [0, 1], "energy": {"source": "ina219",
                                                  "ina219_hwmon": "/sys/class/hwmon/hwmon3"}})))
-    args = profile.runner_args()
+    args = runner_argv(RunRequest.for_profile(profile, tmp_path / "m.onnx"), "/device/m.onnx")
+    assert args[:3] == ["measure", "--model", "/device/m.onnx"]
     assert args[args.index("--affinity") + 1] == "0,1"
     assert args[args.index("--energy-source") + 1] == "ina219"
     assert '"ina219_hwmon": "/sys/class/hwmon/hwmon3"' in args[args.index("--energy-config") + 1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers: finite and in range at load (issue #11 item 6)
+
+HOSTILE_YAML = [
+    # (YAML text added to a valid profile, the field the error must name)
+    ("repeat: {min_time_s: .nan}", "repeat.min_time_s"),         # measured 5 samples
+    ("warmup: {min_time_s: .inf}", "warmup.min_time_s"),         # spun until the timeout, retried
+    ("energy: {source: model, active_power_w: .nan}", "energy.active_power_w"),  # crashed the runner
+    ("energy: {source: model, active_power_w: .inf}", "energy.active_power_w"),
+    ("cv_warn_threshold: .nan", "cv_warn_threshold"),
+    ("input_shape: [1, 3, 2147483648, 32]", "input_shape[2]"),
+    ("input_shape: [1, 3, 4096, 4096, 64]", "input_shape"),        # 4 G elements
+    ("repeat: {max_runs: 100000000}", "repeat.max_runs"),
+    ("repeat: {target_rse: .nan}", "repeat.target_rse"),
+    ("repeat: {max_time_s: -.inf}", "repeat.max_time_s"),
+    ("energy: {idle_s: 1e999}", "energy.idle_s"),
+    ("energy: {sample_interval_s: 1e-300}", "energy.sample_interval_s"),
+    ("energy: {battery_supply: 'battery; reboot'}", "energy.battery_supply"),
+    ("threads: 100000000000000000000000000000", "threads"),
+    ("warmup: {min_time_s: 3000}", "transport.timeout_s"),       # longer than a call may take
+]
+
+
+@pytest.mark.parametrize("text, field", HOSTILE_YAML)
+def test_hostile_numbers_are_refused_at_load(tmp_path, text, field):
+    path = tmp_path / "dev.yml"
+    path.write_text("name: dev\nbackend: onnxruntime\ntransport: {kind: local}\n" + text + "\n")
+    with pytest.raises(ProfileError) as info:
+        load_profile(str(path))
+    assert info.value.field == field and f"'{field}'" in str(info.value) and str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("timeout", [".inf", ".nan", "0", "-5", "1e9"])
+def test_ssh_timeout_must_be_finite_and_sensible(tmp_path, timeout):
+    path = tmp_path / "pi.yml"
+    path.write_text(f"name: pi\nbackend: litert\ntransport: {{kind: ssh, host: pi, timeout_s: {timeout}}}\n")
+    with pytest.raises(ProfileError, match="'transport.timeout_s'"):
+        load_profile(str(path))
+
+
+NUMBER_FIELDS = ["warmup.min_time_s", "warmup.min_runs", "repeat.min_time_s", "repeat.min_runs", "repeat.max_runs",
+                 "repeat.target_rse", "repeat.max_time_s", "energy.active_power_w", "energy.idle_s",
+                 "energy.sample_interval_s", "threads", "cv_warn_threshold", "transport.timeout_s", "input_shape",
+                 "cpu_affinity", "transport.port"]
+# fields whose value another field's rule may refuse (the rule names the field it checks)
+LINKED = {"repeat.min_runs": {"repeat.max_runs"}, "repeat.min_time_s": {"repeat.max_time_s", "transport.timeout_s"},
+          "repeat.max_time_s": {"transport.timeout_s"}, "repeat.target_rse": {"transport.timeout_s"},
+          "warmup.min_time_s": {"transport.timeout_s"}, "energy.idle_s": {"transport.timeout_s"}}
+HOSTILE_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(), st.integers(min_value=-2 ** 80, max_value=2 ** 80),
+    st.sampled_from([2 ** 31, 2 ** 63, 10 ** 400, -1, 0, 1, 1e-320, 1e308]), st.text(max_size=30), st.booleans(),
+    st.none(), st.lists(st.one_of(st.integers(), st.floats(), st.text(max_size=3)), max_size=6),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield value
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(NUMBER_FIELDS), value=HOSTILE_VALUES)
+def test_hostile_profile_values_give_a_valid_profile_or_name_the_field(field, value):
+    section, _, name = field.rpartition(".")
+    data = {"name": "dev", "backend": "onnxruntime", "transport": {"kind": "ssh", "host": "pi"}}
+    (data.setdefault(section, {}) if section else data)[name] = value
+    raw = yaml.safe_load(yaml.safe_dump(data))  # what a YAML file with these values reads as
+    try:
+        profile = profile_from_dict(raw, "hostile.yml")
+    except ProfileError as exc:
+        assert exc.field == field or exc.field.startswith(field + "[") or exc.field in LINKED.get(field, ()), exc
+        assert f"'{exc.field}'" in str(exc) and "hostile.yml" in str(exc)
+        return
+    numbers = list(_numbers(asdict(profile)))
+    assert numbers and all(math.isfinite(n) and abs(n) < 2 ** 63 for n in numbers)
+    assert profile.repeat.min_runs <= profile.repeat.max_runs <= 200_000
+    assert 0 < profile.transport.timeout_s <= 86400 and math.prod(profile.input_shape) <= 1 << 27

@@ -15,12 +15,13 @@ SPACE = {"width": {"_type": "choice", "_value": [8, 16, 32, 64]},
          "lr": {"_type": "loguniform", "_value": [1e-4, 1e-1]}}
 
 
-def _config(tmp_path: Path, class_args: dict, space: dict = SPACE, trials: int = 8) -> dict:
+def _config(tmp_path: Path, class_args: dict, space: dict = SPACE, trials: int = 8,
+            trial_script: str = "toy_trial.py") -> dict:
     (tmp_path / "space.json").write_text(json.dumps(space))
     return {
         "experimentName": "gensynth-e2e",
         "searchSpaceFile": str(tmp_path / "space.json"),
-        "trialCommand": f"{sys.executable} toy_trial.py",
+        "trialCommand": f"{sys.executable} {trial_script}",
         "trialCodeDirectory": str(TRIALS),
         "trialConcurrency": 2,
         "maxTrialNumber": trials,
@@ -43,6 +44,31 @@ def test_small_experiment_reaches_done_and_learns(tmp_path):
     assert len(state["cycles"]) == 2
     best = max((r["metrics"]["accuracy"] for r in state["records"] if r["metrics"]["latency_ms"] <= 2.5))
     assert best > 0.6
+
+
+@pytest.mark.parametrize("objective", ["accuracy", "netscore_hw"])
+def test_hostile_results_fail_their_trial_only_and_the_experiment_reaches_done(tmp_path, objective):
+    """One trial reports {"default": 10**400}, one a NaN, one a 200-deep dict and a huge latency:
+    before, the first killed NNI's dispatcher thread and the experiment hung RUNNING forever."""
+    args = {"optimize_mode": "maximize", "objective": objective, "population_size": 3, "seed": 0,
+            "constraints": {"latency_ms": {"max": 2.5}}}
+    with Experiment(_config(tmp_path, args, trials=8, trial_script="hostile_trial.py"), tmp_path) as exp:
+        final = exp.wait(timeout=240)
+        assert final["status"] == "DONE", final
+        jobs = rest(exp.port, "trial-jobs")
+        state = json.loads((exp.directory / "checkpoint" / "gensynth" / "state.json").read_text())
+        dispatcher_log = exp.log("dispatcher.log")
+    assert len(jobs) == 8
+    assert "Dispatcher terminiated" not in dispatcher_log.split("Dispatcher exiting")[0]
+    learned = [r for r in state["records"] if r["trained"]]
+    assert len(state["records"]) == 8
+    json.dumps(state, allow_nan=False)  # nothing hostile reached the saved state
+    if objective == "accuracy":
+        assert len(learned) >= 5  # the normal ones were learned from
+    else:  # the toy trial reports no params: U is never known, and the tuner says so once
+        assert not learned
+        assert dispatcher_log.count("objective 'netscore_hw': none of") == 1
+        assert "(nor params, which it is computed from)" in dispatcher_log
 
 
 def test_killed_experiment_resumes_learning_where_it_stopped(tmp_path):
@@ -83,4 +109,7 @@ def test_bad_class_args_or_space_fail_fast_naming_the_problem(tmp_path, class_ar
     with Experiment(_config(tmp_path, class_args, space), tmp_path) as exp:
         final = exp.wait(until=("ERROR", "DONE", "STOPPED"), timeout=30)
         assert final["status"] == "ERROR"
+        deadline = time.monotonic() + 10  # the manager may flush its log a moment after the status
+        while message not in exp.log("nnimanager.log") and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert message in exp.log("nnimanager.log")

@@ -142,22 +142,20 @@ def test_bad_probe_input_is_named(trained, digits):
     assert probe_responses(torch.nn.Linear(3, 2), x, y) is None
 
 
-def test_the_trial_reports_responses_for_prototype_spaces_unless_told_not_to():
-    from nni_gensynth.trial import TrialOptions, build_parser, options_from_args, run_trial
+def test_the_evaluator_reports_responses_for_prototype_spaces_unless_told_not_to():
+    from nni_gensynth.evaluator import EvaluationSpec, Evaluator, SpecError
 
-    options = TrialOptions(epochs=1, hw_profile="none", image_size=16, channels=3, builder="mobilenetv2",
-                           progress=False)
-    result = run_trial(SMALL, options)
+    spec = EvaluationSpec(epochs=1, hw_profiles=(), image_size=16, channels=3, builder="mobilenetv2")
+    result = Evaluator(spec).evaluate(SMALL, progress=False)
     responses = json.loads(result["responses"])
     assert responses["b3_expansion"]["target"] in (1, 2, 3, 4, 6) and "b3_block" in responses and "b2_block" not in responses
     json.dumps(result)  # the whole final result stays JSON
-    quiet = run_trial(SMALL, TrialOptions(**{**options.__dict__, "probe": False}))
+    quiet = Evaluator(spec.replace(probe=False)).evaluate(SMALL, progress=False)
     assert "responses" not in quiet and quiet["accuracy"] == result["accuracy"]
-    assert options_from_args(build_parser().parse_args(["--no-probe"])).probe is False
-    assert options_from_args(build_parser().parse_args([])).probe is None
-    with pytest.raises(ValueError, match="probe_sites"):
-        run_trial({"width": 4, "kernel": 1}, TrialOptions(epochs=1, hw_profile="none", image_size=8, progress=False,
-                                                          builder="user_builder_example:build_tiny_net", probe=True))
+    with pytest.raises(SpecError, match="probe_sites"):
+        Evaluator(EvaluationSpec(epochs=1, hw_profiles=(), image_size=8, probe=True,
+                                 builder="user_builder_example:build_tiny_net")).evaluate({"width": 4, "kernel": 1},
+                                                                                          progress=False)
 
 
 def test_blocks_cheap_alone_but_costly_together_are_not_all_removed(monkeypatch):

@@ -81,14 +81,13 @@ def test_bad_parameters_name_the_key(change, message):
 
 
 def test_a_users_own_builder_runs_as_a_trial():
-    from nni_gensynth.trial import TrialOptions, run_trial
+    from nni_gensynth.evaluator import EvaluationSpec, Evaluator
     from user_builder_example import TINY_SPACE
 
     space = SearchSpace(TINY_SPACE)
     params = space.to_parameters(space.from_parameters({"width": 8, "kernel": 3}))
-    options = TrialOptions(epochs=1, hw_profile="none", image_size=8, builder="user_builder_example:build_tiny_net",
-                           progress=False)
-    result = run_trial(params, options)
+    spec = EvaluationSpec(epochs=1, hw_profiles=(), image_size=8, builder="user_builder_example:build_tiny_net")
+    result = Evaluator(spec).evaluate(params, progress=False)
     assert result["params"] == 3 * 3 * 8 + 8 + 8 * 10 + 10 and 0.0 <= result["accuracy"] <= 1.0
     assert "responses" not in result  # no probe sites: nothing to report
     with pytest.raises(ValueError, match="cannot be imported"):

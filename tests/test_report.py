@@ -120,15 +120,18 @@ def test_pareto_png_has_the_named_elements(record, tmp_path):
 
 
 def test_cycles_png_plots_the_state_files_cycles(record, tmp_path):
+    record.cycles[-1].trust = {"width": 0.8, "block": 0.3}  # the recorded run predates probe trust
     figure = cycles_figure(record)
-    assert len(figure.axes) == 3
+    assert len(figure.axes) == 4
     assert legend_texts(figure) == ["best U (accuracy, maximize)", "feasible fraction of the cycle's results",
-                                    "generator entropy"]
-    best_u, feasible, entropy = (ax.get_lines()[0].get_ydata() for ax in figure.axes)
+                                    "generator entropy", "trust: block responses", "trust: width responses",
+                                    "no evidence (0.5)"]
+    best_u, feasible, entropy = (ax.get_lines()[0].get_ydata() for ax in figure.axes[:3])
     assert list(best_u) == [c.best_u for c in record.cycles]
     assert list(feasible) == [100 * c.feasible_fraction for c in record.cycles]
     assert list(entropy) == [c.entropy for c in record.cycles]
-    assert axis_labels(figure)[2] == ("generator cycle", "entropy (nats)")
+    assert list(figure.axes[3].get_lines()[1].get_ydata()) == [0.8]  # width
+    assert axis_labels(figure)[2] == ("", "entropy (nats)") and axis_labels(figure)[3] == ("generator cycle", "probe trust")
     write_report(EXPERIMENT_ID, tmp_path, experiment_dir=record.experiment_dir)
     _check_png(tmp_path / "cycles.png")
 
@@ -222,3 +225,45 @@ def test_requirements_fall_back_to_the_trial_commands_constraints():
     gensynth_config = dict(config, tuner={"name": "GenSynth", "classArgs": {"constraints": {"energy_mj": {"max": 2}}}})
     assert ExperimentRecord("g", "sqlite", None, gensynth_config, []).constraints == {"energy_mj": {"max": 2.0}}
     assert ExperimentRecord("o", "sqlite", None, {"trialCommand": "python3 trial.py"}, []).constraints == {}
+
+
+def test_hostile_reported_values_and_names_do_not_break_the_report(tmp_path):
+    """A trial may report anything JSON holds and an objective may be any text: the report shows
+    what it can (10**400 is no number to plot; '$' is text, not TeX)."""
+    trials = [TrialRecord("a", "SUCCEEDED", 0, {"w": 8}, final={"default": 10 ** 400, "accuracy": 0.9, "latency_ms": 1.0}),
+              TrialRecord("b", "SUCCEEDED", 1, {"w": 16}, final={"default": float("nan"), "accuracy": 1e308,
+                                                                  "latency_ms": -float("inf"), "$\\notacommand$": 1}),
+              TrialRecord("c", "SUCCEEDED", 2, {"w": 32}, final={"$\\notacommand$": 0.5, "accuracy": 0.8, "latency_ms": 2.0})]
+    record = ExperimentRecord("exp$x$", "sqlite", None,
+                              {"tuner": {"classArgs": {"objective": "$\\notacommand$",
+                                                       "constraints": {"latency_ms": {"max": 1.5}}}}}, trials)
+    index = write_report_for(record, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["counts"]["with_results"] == 3
+    assert "$\\notacommand$" in index.read_text()
+
+
+def test_objective_and_constraints_no_trial_reports_are_warned_about(tmp_path):
+    trials = [TrialRecord(str(i), "SUCCEEDED", i, {"w": i}, final={"default": 0.5, "accuracy": 0.9}) for i in range(3)]
+    record = ExperimentRecord("exp", "sqlite", None, {"tuner": {"classArgs": {
+        "objective": "acuracy", "constraints": {"latency_ms": {"max": 1.0}}}}}, trials)
+    summary = summarize(record)
+    assert any("objective 'acuracy'" in w for w in summary["warnings"])
+    assert any("constraint on 'latency_ms'" in w for w in summary["warnings"])
+    assert "Warnings" in render_index(record, summary)
+
+
+def test_every_gensynth_command_ends_with_one_line_on_bad_input(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    assert gensynth(["report", "nope", "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gensynth report: error:") and err.count("\n") == 1 and "Traceback" not in err
+    bad_profile = tmp_path / "bad.yml"
+    bad_profile.write_text("name: x\nbackend: onnxruntime\ntransport: {kind: local}\nrepeat: {min_time_s: .nan}\n")
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not onnx")
+    assert gensynth(["profile", str(model), "--profile", str(bad_profile)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gensynth profile: error:") and "min_time_s" in err and err.count("\n") == 1
+    assert gensynth(["--debug", "report", "nope", "--out", str(tmp_path / "afile")]) == 2
+    assert "Traceback" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from report_support import EXPERIMENT_ID, install_recorded_experiment
 from nni_gensynth.cli import main as gensynth
 from nni_gensynth.results import load_experiment
 from nni_gensynth.results.analysis import best_feasible
-from nni_gensynth.results.export import WEIGHTS_FILE, BuildOptions, build_options_from_config
+from nni_gensynth.results.export import WEIGHTS_FILE, spec_for
 
 SHAPE = (1, 1, 16, 16)
 
@@ -100,8 +100,21 @@ def test_export_errors_name_what_is_wrong(workdir, tmp_path, capsys):
     assert not list(tmp_path.glob("*.onnx"))
 
 
-def test_build_options_come_from_the_trial_command():
-    config = {"trialCommand": "python3 -m nni_gensynth.trial --epochs 2 --image-size 32 --channels 3 "
-                              "--constraints '{\"latency_ms\": {\"max\": 2}}'"}
-    assert build_options_from_config(config) == BuildOptions(input_shape=(1, 3, 32, 32))
-    assert build_options_from_config({"trialCommand": "python3 trial.py"}) == BuildOptions()
+def test_how_networks_were_built_comes_from_the_trial_command():
+    from types import SimpleNamespace as NS
+
+    from nni_gensynth.evaluator import EvaluationSpec
+    from nni_gensynth.results.model import ExperimentRecord
+
+    def record(command: str) -> ExperimentRecord:
+        return ExperimentRecord("x", "sqlite", None, {"trialCommand": command}, [])
+
+    spec = spec_for(record("python3 -m nni_gensynth.trial --epochs 2 --image-size 32 --channels 3 "
+                           "--constraints '{\"latency_ms\": {\"max\": 2}}'"))
+    assert spec.input_shape == (1, 3, 32, 32) and spec.epochs == 2 and spec.hw_profiles == ()
+    assert spec_for(record("python3 trial.py")) == EvaluationSpec(hw_profiles=())
+    assert spec_for(record("python3 trial.py"), "mobilenetv2", "1,3,8,8", 4).replace(num_classes=None) == \
+        EvaluationSpec(hw_profiles=(), builder="mobilenetv2", channels=3, image_size=8)
+    with pytest.raises(ValueError, match="square"):
+        spec_for(record("python3 trial.py"), input_shape="1,3,8,16")
+    assert NS  # keep the import group tidy

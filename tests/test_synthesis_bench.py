@@ -47,7 +47,32 @@ def test_probing_better_compares_the_best_constrained_results(best, ablation, ex
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         parse_args(["--out", "x.json", "--budget", "0"])
-    assert parse_args(["--out", "x.json"]).generator_start == "prototype"  # θ_G starts at the prototype
+    with pytest.raises(SystemExit):
+        parse_args(["--out", "x.json", "--config", "no/such.yml"])
+    assert parse_args(["--out", "x.json"]).config.name == "synthesis.yml"  # the NNI experiment's own file
+
+
+def test_the_benchmark_runs_the_experiment_files_settings():
+    """The benchmark reads the search space, classArgs and trial spec from examples/synthesis.yml."""
+    from benchmarks.synthesis import DEFAULT_CONFIG, Experiment
+
+    experiment = Experiment(DEFAULT_CONFIG, seed=3, epochs=None)
+    assert experiment.class_args["seed"] == 3 and experiment.class_args["prototype"] == "mobilenetv2"
+    assert experiment.spec.builder == "mobilenetv2" and experiment.spec.input_shape == (1, 3, 32, 32)
+    assert experiment.max_trials == 20 and "b3_block" in experiment.space
+    assert Experiment(DEFAULT_CONFIG, seed=0, epochs=1).spec.epochs == 1
+
+
+def test_test_split_says_whether_the_accuracy_target_holds_beyond_the_interval():
+    from benchmarks.synthesis import test_split
+
+    proto = {"test_accuracy": 0.97, "test_accuracy_low": 0.95, "test_accuracy_high": 0.98}
+    close = {"test_accuracy": 0.968, "test_accuracy_low": 0.966, "test_accuracy_high": 0.98, "test_accuracy_n": 359}
+    wide = dict(close, test_accuracy_low=0.94)
+    assert test_split(proto, close)["within_0.5_points_beyond_interval"] is True
+    out = test_split(proto, wide)
+    assert out["within_0.5_points_at_point_estimate"] is True and out["within_0.5_points_beyond_interval"] is False
+    assert test_split({}, close) == {"available": False}
 
 
 def test_seed_table_has_one_row_per_run_and_says_when_none_was_feasible():
@@ -63,3 +88,28 @@ def test_seed_table_has_one_row_per_run_and_says_when_none_was_feasible():
     assert lines[2].startswith("| 3 | 0.9750 | 0.9720 (-0.30) | 11.4x | 13.3x | 5.0x | 3.0x |")
     assert "80.5 vs 79.0" in lines[2] and "| 7/20 | 10 | 10 |" in lines[2]
     assert lines[3].startswith("| 4 | 0.9750 | none feasible |") and lines[3].count("|") == lines[2].count("|")
+
+
+def test_probing_comparison_pairs_seeds_and_ranks_no_feasible_network_last():
+    from benchmarks.probing import paired_differences, paired_test, parse_seeds
+
+    assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("1,5") == [1, 5]
+    diffs = paired_differences([(110.0, 108.0), (None, 100.0), (105.0, None), (None, None)], larger_is_better=True)
+    assert diffs[0] == 2.0 and diffs[1] < -10 and diffs[2] > 10 and diffs[3] == 0.0
+    assert paired_differences([(3.0, 5.0)], larger_is_better=False) == [2.0]  # fewer trainings favours probing
+    clear = paired_test([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+    assert clear["p_value"] < 0.01 and clear["rank_biserial"] == 1.0 and clear["wins"] == 8
+    mixed = paired_test([1.0, -1.5, 2.0, -2.5, 0.0])
+    assert mixed["p_value"] > 0.5 and mixed["nonzero"] == 4
+
+
+def test_constraints_can_be_changed_for_a_harder_setting():
+    from benchmarks.synthesis import DEFAULT_CONFIG, Experiment, parse_constraint
+
+    assert parse_constraint('macs.max="prototype / 30"') == ("macs", "max", "prototype / 30")
+    assert parse_constraint("accuracy.min=0.97") == ("accuracy", "min", 0.97)
+    with pytest.raises(ValueError):
+        parse_constraint("macs=3")
+    hard = Experiment(DEFAULT_CONFIG, seed=0, epochs=None, constraints=[("macs", "max", "prototype / 30")])
+    assert hard.class_args["constraints"]["macs"] == {"max": "prototype / 30"}
+    assert hard.class_args["constraints"]["latency_ms"] == {"max": "prototype / 4"}

@@ -3,16 +3,22 @@ adb host protocol and runs the device side here: the fake benchmark_model really
 with LiteRT, device_runner mode runs the real device runner."""
 from __future__ import annotations
 
-import json
+import math
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from fakes.fake_adb_server import FakeADBServer, FakeDevice
 from fakes.tiny_models import tiny_tflite
+from hw_support import chatty_python
+from nni_gensynth.hardware.limits import MAX_OUTPUT_BYTES
+from nni_gensynth.hardware.profiles import EnergyConfig, RepeatPolicy, WarmupPolicy
+from nni_gensynth.hardware.request import RunRequest
 from nni_gensynth.hardware.transports.adb import (
     ADBTransport,
     big_core_mask,
@@ -20,6 +26,7 @@ from nni_gensynth.hardware.transports.adb import (
     parse_getprop,
     parse_temperatures,
     parse_thermal_status,
+    read_shell_v2,
 )
 from nni_gensynth.hardware.transports.base import DeviceError
 
@@ -45,18 +52,18 @@ def server(phone: FakeDevice):
 
 
 def transport_for(server: FakeADBServer, **extra) -> ADBTransport:
-    settings = {"kind": "adb", "serial": SERIAL, "adb_host": "127.0.0.1", "adb_port": server.port,
-                "timeout_s": 60.0, "cpu_affinity": "big"}
+    settings = {"kind": "adb", "serial": SERIAL, "adb_host": "127.0.0.1", "adb_port": server.port}
     settings.update(extra)
     return ADBTransport(settings)
 
 
-def args_for(model: Path, *, energy: str = "battery", min_time: float = 0.4, idle_s: float = 0.3,
-             backend: str = "litert") -> list:
-    return ["measure", "--model", str(model), "--backend", backend, "--threads", "2",
-            "--warmup-min-time-s", "0.05", "--warmup-min-runs", "3", "--min-time-s", str(min_time),
-            "--min-runs", "20", "--max-runs", "5000", "--energy-source", energy,
-            "--energy-config", json.dumps({"idle_s": idle_s, "sample_interval_s": 0.05})]
+def request_for(model: Path, *, energy: str = "battery", min_time: float = 0.4, idle_s: float = 0.3,
+                backend: str = "litert", affinity=None, **energy_settings) -> RunRequest:
+    return RunRequest(model_path=model, backend=backend, threads=2, affinity=affinity,
+                      warmup=WarmupPolicy(min_time_s=0.05, min_runs=3),
+                      repeat=RepeatPolicy(min_time_s=min_time, min_runs=20, max_runs=5000),
+                      energy=EnergyConfig(source=energy, idle_s=idle_s, sample_interval_s=0.05, **energy_settings),
+                      timeout_s=60.0)
 
 
 def printed_stats(phone: FakeDevice) -> dict:
@@ -73,7 +80,7 @@ def printed_stats(phone: FakeDevice) -> dict:
 
 def test_benchmark_model_mode_parses_the_real_output_and_pins_big_cores(server, phone, tflite_model):
     transport = transport_for(server)
-    result = transport.run_device_runner(tflite_model, args_for(tflite_model))
+    result = transport.run(request_for(tflite_model, affinity="big"))
     printed = printed_stats(phone)
 
     assert result["ok"] is True and result["samples_kind"] == "summary"
@@ -99,7 +106,7 @@ def test_benchmark_model_mode_parses_the_real_output_and_pins_big_cores(server, 
 
 
 def test_battery_energy_subtracts_the_idle_baseline(server, phone, tflite_model):
-    result = transport_for(server).run_device_runner(tflite_model, args_for(tflite_model, min_time=0.6))
+    result = transport_for(server).run(request_for(tflite_model, min_time=0.6, affinity="big"))
     energy = result["energy"]
     idle_w = abs(phone.idle_ua) * phone.voltage_uv / 1e12  # 0.975 W
     load_w = abs(phone.load_ua) * phone.voltage_uv / 1e12  # 3.51 W
@@ -115,7 +122,7 @@ def test_battery_energy_subtracts_the_idle_baseline(server, phone, tflite_model)
 
 def test_thermal_status_is_reported(server, phone, tflite_model):
     phone.thermal_status = 3
-    result = transport_for(server, cpu_affinity=None).run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+    result = transport_for(server).run(request_for(tflite_model, energy="model"))
     thermal = result["thermal"]
     assert thermal["android_thermal_status"] == 3 and thermal["android_thermal_status_name"] == "severe"
     assert thermal["throttled"] is True and thermal["max_temp_c"] == pytest.approx(36.2)
@@ -127,10 +134,10 @@ def test_disconnect_mid_run_is_retryable_and_the_next_run_works(server, phone, t
     transport = transport_for(server)
     server.drop_during("benchmark_model", after_s=0.3)
     with pytest.raises(DeviceError) as info:
-        transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=5.0))
+        transport.run(request_for(tflite_model, energy="model", min_time=5.0))
     assert info.value.retryable is True
     assert SERIAL in str(info.value) and f"127.0.0.1:{server.port}" in str(info.value)
-    result = transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+    result = transport.run(request_for(tflite_model, energy="model"))
     assert result["ok"] is True
 
 
@@ -166,22 +173,22 @@ def printed_stats_last(phone: FakeDevice) -> dict:
 def test_missing_benchmark_binary_says_how_to_install_it(server, phone, tflite_model):
     phone.local(phone.benchmark_binary).unlink()
     with pytest.raises(DeviceError) as info:
-        transport_for(server).run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+        transport_for(server).run(request_for(tflite_model, energy="model"))
     assert info.value.retryable is False
     assert "exit 127" in str(info.value) and "adb push" in str(info.value)
 
 
 def test_model_is_pushed_once_by_content_hash(server, phone, tflite_model):
-    transport = transport_for(server, cpu_affinity=None)
-    transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))
+    transport = transport_for(server)
+    transport.run(request_for(tflite_model, energy="model", min_time=0.05))
     models = list(phone.local("/data/local/tmp/nni-gensynth/models").iterdir())
     assert len(models) == 1 and models[0].read_bytes() == tflite_model.read_bytes()
     sends = sum(1 for r in server.requests if r == "sync:")
-    transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))
+    transport.run(request_for(tflite_model, energy="model", min_time=0.05))
     assert sum(1 for r in server.requests if r == "sync:") == sends + 1  # one STAT, no second SEND
 
     models[0].write_bytes(tflite_model.read_bytes()[:100])  # a push cut short: wrong size
-    transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))
+    transport.run(request_for(tflite_model, energy="model", min_time=0.05))
     assert models[0].read_bytes() == tflite_model.read_bytes()
 
 
@@ -190,9 +197,8 @@ def test_model_is_pushed_once_by_content_hash(server, phone, tflite_model):
 
 
 def test_device_runner_mode_runs_the_real_runner_on_the_phone(server, phone, tflite_model):
-    transport = transport_for(server, mode="device_runner", cpu_affinity=None)
-    args = args_for(tflite_model, energy="model", min_time=0.1)
-    result = transport.run_device_runner(tflite_model, args)
+    transport = transport_for(server, mode="device_runner")
+    result = transport.run(request_for(tflite_model, energy="model", min_time=0.1))
     assert result["ok"] is True and result["backend"] == "litert"
     assert len(result["samples_ms"]) >= 20 and all(s > 0 for s in result["samples_ms"])
     assert result["runtime"].lower().startswith(("litert", "ai-edge-litert", "ai_edge_litert", "tflite"))
@@ -201,16 +207,15 @@ def test_device_runner_mode_runs_the_real_runner_on_the_phone(server, phone, tfl
     [command] = [c for c in phone.shell_log if "nni_gensynth.device" in c]
     assert command.startswith(f"cd /data/local/tmp/nni-gensynth/{runner_dirs[0].name} && python3 -m nni_gensynth.device measure")
 
-    bad = args[:-2] + ["--energy-config", "not json"]
     with pytest.raises(DeviceError) as info:
-        transport.run_device_runner(tflite_model, bad)
-    assert info.value.retryable is False and "--energy-config" in str(info.value)
+        transport.run(request_for(tflite_model, energy="model", affinity=(4095,)))  # no such core
+    assert info.value.retryable is False and "--affinity cores [4095] do not exist" in str(info.value)
 
 
 def test_device_runner_mode_without_python_on_the_phone(server, phone, tflite_model):
     transport = transport_for(server, mode="device_runner", python="/data/data/com.termux/files/usr/bin/python")
     with pytest.raises(DeviceError, match="not found on the phone") as info:
-        transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+        transport.run(request_for(tflite_model, energy="model"))
     assert info.value.retryable is False
 
 
@@ -220,11 +225,11 @@ def test_device_runner_mode_without_python_on_the_phone(server, phone, tflite_mo
 
 def test_unknown_serial_and_unplugged_phone_are_retryable(server, phone, tflite_model):
     with pytest.raises(DeviceError, match=f"OTHER is not connected.*{SERIAL} device") as info:
-        transport_for(server, serial="OTHER").run_device_runner(tflite_model, args_for(tflite_model))
+        transport_for(server, serial="OTHER").run(request_for(tflite_model))
     assert info.value.retryable is True
     server.unplug(SERIAL)
     with pytest.raises(DeviceError, match="nothing") as info:
-        transport_for(server).run_device_runner(tflite_model, args_for(tflite_model))
+        transport_for(server).run(request_for(tflite_model))
     assert info.value.retryable is True
 
 
@@ -236,8 +241,7 @@ def test_no_adb_server_is_an_error_and_spawns_nothing(tflite_model):
         port = probe.getsockname()[1]
     before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "adb"}
     with pytest.raises(DeviceError, match=f"127.0.0.1:{port} is not reachable") as info:
-        ADBTransport({"kind": "adb", "serial": SERIAL, "adb_port": port}).run_device_runner(
-            tflite_model, args_for(tflite_model))
+        ADBTransport({"kind": "adb", "serial": SERIAL, "adb_port": port}).run(request_for(tflite_model))
     assert info.value.retryable is True
     after = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "adb"}
     assert after <= before  # adbutils' "adb start-server" fallback is not used
@@ -252,13 +256,13 @@ def test_bad_settings_and_arguments_name_what_is_wrong(tmp_path, tflite_model):
         ADBTransport({"kind": "adb", "benchmark_binary": "benchmark_model"})
     transport = ADBTransport({"kind": "adb", "serial": SERIAL, "adb_port": 1})
     with pytest.raises(FileNotFoundError, match="nope.tflite"):
-        transport.run_device_runner(tmp_path / "nope.tflite", [])
+        transport.run(request_for(tmp_path / "nope.tflite"))
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")
     with pytest.raises(ValueError, match="backend 'litert'"):
-        transport.run_device_runner(onnx, args_for(onnx, backend="onnxruntime"))
-    with pytest.raises(ValueError, match="--energy-config"):
-        transport.run_device_runner(tflite_model, args_for(tflite_model)[:-1] + ["[1]"])
+        transport.run(request_for(onnx, backend="onnxruntime"))
+    with pytest.raises(ValueError, match="energy source 'rapl' is not available over adb"):
+        transport.run(request_for(tflite_model, energy="rapl"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,13 +351,13 @@ def test_real_adb_client_talks_to_the_fake(server, phone, tmp_path):
 
 def test_without_a_serial_the_only_device_is_used_and_named(server, phone, tflite_model):
     transport = ADBTransport({"kind": "adb", "adb_port": server.port})
-    assert transport.device_id() == f"adb://{SERIAL}"
-    assert transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model", min_time=0.05))["ok"]
+    assert transport.device_id() == f"adb:{SERIAL}"
+    assert transport.run(request_for(tflite_model, energy="model", min_time=0.05))["ok"]
     second = FakeDevice("FAKE0002", phone.root.parent / "phone2")
     server.plug(second)
     with pytest.raises(DeviceError, match="set transport.serial"):
-        ADBTransport({"kind": "adb", "adb_port": server.port}).run_device_runner(tflite_model, args_for(tflite_model))
-    assert ADBTransport({"kind": "adb", "adb_port": server.port}).device_id() == f"adb://127.0.0.1:{server.port}/any"
+        ADBTransport({"kind": "adb", "adb_port": server.port}).run(request_for(tflite_model))
+    assert ADBTransport({"kind": "adb", "adb_port": server.port}).device_id() == f"adb:127.0.0.1:{server.port}/any"
 
 
 def test_unwritable_workdir_is_not_retried(server, phone, tflite_model):
@@ -361,5 +365,87 @@ def test_unwritable_workdir_is_not_retried(server, phone, tflite_model):
     phone.local("/data/local/blocked").write_text("a file, not a folder")
     transport = transport_for(server, workdir="/data/local/blocked/nni-gensynth")
     with pytest.raises(DeviceError, match="cannot create transport.workdir .*Not a directory") as info:
-        transport.run_device_runner(tflite_model, args_for(tflite_model, energy="model"))
+        transport.run(request_for(tflite_model, energy="model"))
     assert info.value.retryable is False
+
+
+# ---------------------------------------------------------------------------------------------
+# what goes to the phone is quoted; what comes back is bounded
+
+
+HOSTILE_SUPPLY = "x; mkdir /data/local/tmp/pwned; echo"
+
+
+def test_a_hostile_battery_supply_is_quoted_not_run(server, phone, tflite_model):
+    transport = transport_for(server)
+    with pytest.raises(DeviceError, match="cannot read") as info:
+        transport.run(request_for(tflite_model, battery_supply=HOSTILE_SUPPLY))
+    assert info.value.retryable is False
+    assert not phone.local("/data/local/tmp/pwned").exists()
+    [command] = [c for c in phone.shell_log if "power_supply" in c]
+    assert command == ("cat '/sys/class/power_supply/x; mkdir /data/local/tmp/pwned; echo/current_now' "
+                       "'/sys/class/power_supply/x; mkdir /data/local/tmp/pwned; echo/voltage_now'")
+    # "auto" tries the battery, finds none by that name, and falls back to the model estimate
+    result = transport.run(request_for(tflite_model, energy="auto", battery_supply=HOSTILE_SUPPLY))
+    assert result["energy"]["source"] == "model" and not phone.local("/data/local/tmp/pwned").exists()
+
+
+def test_device_output_past_the_limit_is_not_read(server, phone, tflite_model, tmp_path):
+    phone.python_executable = str(chatty_python(tmp_path, megabytes=32))
+    transport = transport_for(server, mode="device_runner")
+    with pytest.raises(DeviceError, match=f"more than {MAX_OUTPUT_BYTES // (1 << 20)} MB") as info:
+        transport.run(request_for(tflite_model, energy="model"))
+    assert info.value.retryable is False
+    (tmp_path / "small").mkdir()
+    phone.python_executable = str(chatty_python(tmp_path / "small", megabytes=1))
+    assert transport.run(request_for(tflite_model, energy="model")) == {"ok": True}
+
+
+# ---------------------------------------------------------------------------------------------
+# the parsers of what a phone prints, under hostile text
+
+
+FRAGMENTS = st.sampled_from([
+    "INFO: count=", "count=5 ", "first=", "avg=", "std=", "curr=", "(all same)", "min=", "max=", "nan", "inf", "-1",
+    "1e999", "9" * 5000, "0", "12.5", "\n", " ", "Thermal Status: ", "Temperature{mValue=", ", mType=1, mName=",
+    "}", "/sys/devices/system/cpu/cpu", "/cpufreq/cpuinfo_max_freq:", "[ro.x]: [", "]", "Overall peak memory "
+    "footprint (MB) via periodic monitoring: ", "Inference timings in us: Init: ", ", First inference: ",
+    ", Warmup (avg): ", ", Inference (avg): "])
+PHONE_TEXT = st.lists(st.one_of(FRAGMENTS, st.text(max_size=8)), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=PHONE_TEXT)
+def test_phone_output_parsers_parse_or_say_why(text):
+    for parse in (parse_benchmark_output, big_core_mask):
+        try:
+            parse(text)
+        except ValueError:
+            pass
+    status = parse_thermal_status(text)
+    assert status is None or 0 <= status < 10 ** 9
+    assert all(math.isfinite(t) for t in parse_temperatures(text).values())
+    assert isinstance(parse_getprop(text), dict)
+
+
+@settings(max_examples=300, deadline=None)
+@given(packets=st.lists(st.tuples(st.integers(0, 255), st.integers(0, 2 ** 32 - 1), st.binary(max_size=16)),
+                        max_size=8))
+def test_shell_v2_streams_are_read_within_the_limit(packets):
+    stream = b"".join(bytes([kind]) + length.to_bytes(4, "little") + data for kind, length, data in packets)
+    position = [0]
+
+    def read(n: int) -> bytes:
+        if position[0] + n > len(stream):
+            raise EOFError("closed")
+        position[0] += n
+        return stream[position[0] - n:position[0]]
+
+    try:
+        out, err, code = read_shell_v2(read, time.monotonic() + 60, "FAKE")
+    except EOFError:
+        return  # the connection ended: the transport reports a lost device
+    except DeviceError as exc:
+        assert "more than" in str(exc) and not exc.retryable
+        return
+    assert len(out) + len(err) <= MAX_OUTPUT_BYTES and 0 <= code <= 255

@@ -13,22 +13,21 @@ import pytest
 
 from fakes.tiny_models import tiny_onnx
 from fixtures_ssh import SSHServer, ssh_server  # noqa: F401 - pytest fixture
+from hw_support import chatty_python, fast_request
+from nni_gensynth.hardware.limits import MAX_OUTPUT_BYTES
 from nni_gensynth.hardware.transports.base import DeviceError
 from nni_gensynth.hardware.transports.remote import runner_files, runner_version
 from nni_gensynth.hardware.transports.ssh import HostKeyError, SSHTransport
 
-FAST = ["--backend", "onnxruntime", "--threads", "1", "--warmup-min-time-s", "0.05", "--warmup-min-runs", "2",
-        "--min-time-s", "0.1", "--min-runs", "10", "--max-runs", "300", "--energy-source", "model"]
-
 
 def start_long_run(transport: SSHTransport, model: Path) -> tuple[threading.Thread, dict]:
     """A 30 s device-runner call in a thread; `outcome` gets "result" or "error", then "ended_at"."""
-    long_run = [a if a != "0.1" else "30" for a in FAST] + ["--max-runs", "100000000"]
+    long_run = fast_request(model, min_time_s=30.0, max_runs=100_000_000)
     outcome: dict = {}
 
     def measure() -> None:
         try:
-            outcome["result"] = transport.run_device_runner(model, long_run)
+            outcome["result"] = transport.run(long_run)
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome["error"] = exc
         outcome["ended_at"] = time.monotonic()
@@ -46,7 +45,7 @@ def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(server: SSHServer, tmp_path: Path, **overrides) -> dict:
     fields = {"kind": "ssh", "host": server.host, "port": server.port, "user": server.user,
               "key_file": str(server.user_key), "python": sys.executable,
-              "workdir": str(tmp_path / "device-workdir"), "timeout_s": 60.0}
+              "workdir": str(tmp_path / "device-workdir"), "timeout_s": 60.0}  # timeout_s: profiles only
     fields.update(overrides)
     return fields
 
@@ -58,7 +57,7 @@ def known(server: SSHServer, tmp_path: Path) -> str:
 def test_measures_over_ssh_and_pushes_by_content_hash(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
     try:
-        result = transport.run_device_runner(onnx_model, ["measure", "--model", str(onnx_model)] + FAST)
+        result = transport.run(fast_request(onnx_model))
         assert result["ok"] is True
         assert result["backend"] == "onnxruntime" and result["runtime"].startswith("onnxruntime")
         assert 10 <= len(result["samples_ms"]) <= 300
@@ -81,11 +80,11 @@ def test_measures_over_ssh_and_pushes_by_content_hash(ssh_server: SSHServer, tmp
             return {p: p.stat().st_mtime_ns for p in workdir.rglob("*") if p.is_file() and p.name != "runner.pid"}
 
         before = pushed_files()
-        again = transport.run_device_runner(onnx_model, FAST)  # model argument added by the transport
+        again = transport.run(fast_request(onnx_model))
         assert again["ok"] is True
         after = pushed_files()
         assert before == after
-        assert transport.device_id() == f"ssh://{ssh_server.user}@127.0.0.1:{ssh_server.port}"
+        assert transport.device_id() == f"ssh:{ssh_server.user}@127.0.0.1:{ssh_server.port}"
     finally:
         transport.close()
 
@@ -110,7 +109,7 @@ def test_unknown_host_key_is_refused_by_default(ssh_server: SSHServer, tmp_path:
     monkeypatch.setenv("HOME", str(home))  # ~/.ssh/known_hosts is empty of this server
     transport = SSHTransport(settings(ssh_server, tmp_path))
     with pytest.raises(HostKeyError) as info:
-        transport.run_device_runner(onnx_model, FAST)
+        transport.run(fast_request(onnx_model))
     message = str(info.value)
     assert info.value.retryable is False
     assert "not in" in message and f"ssh-keyscan -p {ssh_server.port} 127.0.0.1" in message
@@ -123,7 +122,7 @@ def test_insecure_opt_in_accepts_an_unknown_key_but_never_a_changed_one(ssh_serv
     empty.write_text("")
     lenient = SSHTransport(settings(ssh_server, tmp_path, known_hosts=str(empty)),
                            insecure_accept_unknown_host_key=True)
-    assert lenient.run_device_runner(onnx_model, FAST)["ok"] is True
+    assert lenient.run(fast_request(onnx_model))["ok"] is True
     lenient.close()
     assert empty.read_text() == ""  # trusted for that session only, never written
 
@@ -132,17 +131,17 @@ def test_insecure_opt_in_accepts_an_unknown_key_but_never_a_changed_one(ssh_serv
     lenient = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known_hosts),
                            insecure_accept_unknown_host_key=True)
     with pytest.raises(HostKeyError, match="CHANGED"):
-        lenient.run_device_runner(onnx_model, FAST)
+        lenient.run(fast_request(onnx_model))
 
 
 def test_changed_host_key_is_refused(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
     known_hosts = known(ssh_server, tmp_path)
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known_hosts))
-    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+    assert transport.run(fast_request(onnx_model))["ok"] is True
 
     ssh_server.new_host_key()  # same port, new key: drops the open connection too
     with pytest.raises(HostKeyError) as info:
-        transport.run_device_runner(onnx_model, FAST)
+        transport.run(fast_request(onnx_model))
     message = str(info.value)
     assert info.value.retryable is False
     assert "CHANGED" in message and "ssh-keygen" in message and f"[127.0.0.1]:{ssh_server.port}" in message
@@ -172,7 +171,7 @@ def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_work
     assert time.monotonic() - killed_at < 10  # noticed at once, not after the 30 s run
 
     ssh_server.start()  # the device comes back: the same transport reconnects and measures
-    result = transport.run_device_runner(onnx_model, FAST)
+    result = transport.run(fast_request(onnx_model))
     assert result["ok"] is True and len(result["samples_ms"]) >= 10
     transport.close()
 
@@ -181,7 +180,7 @@ def test_device_that_stops_answering_is_a_retryable_error_within_the_liveness_ti
         ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
     """Wi-Fi lost: no FIN, no RST, just silence (sshd frozen with SIGSTOP, its TCP socket open).
     The keepalive that wants a reply notices within alive_timeout_s, not the 600 s command timeout."""
-    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path), timeout_s=600.0),
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)),
                              alive_interval_s=0.5, alive_timeout_s=2.0)
     thread, outcome = start_long_run(transport, onnx_model)
     deadline = time.monotonic() + 20
@@ -201,7 +200,7 @@ def test_device_that_stops_answering_is_a_retryable_error_within_the_liveness_ti
 
     ssh_server.kill()
     ssh_server.start()  # the device comes back: the same transport reconnects and measures
-    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+    assert transport.run(fast_request(onnx_model))["ok"] is True
     transport.close()
 
 
@@ -211,16 +210,16 @@ def test_device_that_stops_answering_during_an_upload_is_a_retryable_error(
     link guard closes it within alive_timeout_s and the next call, once the device is back, works."""
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)),
                              alive_interval_s=0.5, alive_timeout_s=2.0)
-    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True  # connected, runner pushed
+    assert transport.run(fast_request(onnx_model))["ok"] is True  # connected, runner pushed
     ssh_server.freeze()
     frozen_at = time.monotonic()
     with pytest.raises(DeviceError) as caught:
-        transport.run_device_runner(onnx_model, FAST)  # first SFTP request gets no answer
+        transport.run(fast_request(onnx_model))  # first SFTP request gets no answer
     assert time.monotonic() - frozen_at < 15
     assert caught.value.retryable is True and "pushed" in str(caught.value) and "127.0.0.1" in str(caught.value)
     ssh_server.kill()
     ssh_server.start()
-    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+    assert transport.run(fast_request(onnx_model))["ok"] is True
     transport.close()
 
 
@@ -241,7 +240,7 @@ def test_runner_orphaned_by_a_network_drop_is_stopped_before_the_next_run(ssh_se
     time.sleep(0.5)
     assert orphan.is_running() and orphan.status() != "zombie"  # sshd does not stop it by itself
 
-    assert transport.run_device_runner(onnx_model, FAST)["ok"] is True
+    assert transport.run(fast_request(onnx_model))["ok"] is True
     assert not orphan.is_running() or orphan.status() == "zombie"
     transport.close()
 
@@ -249,11 +248,10 @@ def test_runner_orphaned_by_a_network_drop_is_stopped_before_the_next_run(ssh_se
 def test_runner_failure_is_not_retryable_and_carries_the_device_error(ssh_server: SSHServer, tmp_path: Path,
                                                                       onnx_model: Path):
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path)))
-    bad = ["--energy-config", "not json"]
     with pytest.raises(DeviceError) as info:
-        transport.run_device_runner(onnx_model, FAST + bad)
+        transport.run(fast_request(onnx_model, affinity=(4095,)))  # a core the device does not have
     assert info.value.retryable is False
-    assert "--energy-config" in str(info.value) and "exit 1" in str(info.value)
+    assert "--affinity cores [4095] do not exist" in str(info.value) and "exit 1" in str(info.value)
     transport.close()
 
 
@@ -264,7 +262,7 @@ def test_wrong_user_key_is_an_authentication_error(ssh_server: SSHServer, tmp_pa
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path),
                                       key_file=str(other)))
     with pytest.raises(DeviceError, match="authentication failed") as info:
-        transport.run_device_runner(onnx_model, FAST)
+        transport.run(fast_request(onnx_model))
     assert info.value.retryable is False
 
 
@@ -276,14 +274,14 @@ def test_bad_settings_name_the_field(tmp_path: Path):
     model = tmp_path / "m.onnx"
     model.write_bytes(b"not contacted")
     with pytest.raises(FileNotFoundError, match="transport.key_file"):
-        SSHTransport({"kind": "ssh", "host": "pi", "key_file": str(tmp_path / "nope")}).run_device_runner(model, FAST)
+        SSHTransport({"kind": "ssh", "host": "pi", "key_file": str(tmp_path / "nope")}).run(fast_request(model))
     with pytest.raises(FileNotFoundError, match="ssh-keyscan"):
-        SSHTransport({"kind": "ssh", "host": "pi", "known_hosts": str(tmp_path / "nope")}).run_device_runner(model, FAST)
+        SSHTransport({"kind": "ssh", "host": "pi", "known_hosts": str(tmp_path / "nope")}).run(fast_request(model))
     with pytest.raises(ValueError, match="'ssh'"):
         SSHTransport({"kind": "adb", "host": "pi"})
     transport = SSHTransport({"kind": "ssh", "host": "pi"})
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
-        transport.run_device_runner(tmp_path / "missing.onnx", FAST)
+        transport.run(fast_request(tmp_path / "missing.onnx"))
 
 
 def test_measure_retries_after_sshd_dies_and_caches_one_good_result(ssh_server: SSHServer, tmp_path: Path,
@@ -306,9 +304,9 @@ def test_measure_retries_after_sshd_dies_and_caches_one_good_result(ssh_server: 
         calls: list = []
         ended_at: list = []
 
-        def run_device_runner(self, model_path, args):
+        def run(self, request):
             try:
-                answer = super().run_device_runner(model_path, args)
+                answer = super().run(request)
             except DeviceError as exc:
                 self.calls.append(exc)
                 self.ended_at.append(time.monotonic())
@@ -351,6 +349,27 @@ def test_unusable_workdir_is_not_retried(ssh_server: SSHServer, tmp_path: Path, 
     transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path),
                                       workdir=str(tmp_path / "blocked" / "wd")))
     with pytest.raises(DeviceError, match="cannot create transport.workdir") as info:
-        transport.run_device_runner(onnx_model, FAST)
+        transport.run(fast_request(onnx_model))
     assert info.value.retryable is False
     transport.close()
+
+
+def test_output_past_the_limit_is_not_read(ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
+    """A device whose python prints 32 MB: the old transport buffered all of it (760 MB of host RAM
+    for 200 MB); now reading stops at MAX_OUTPUT_BYTES, the channel is closed, and the device
+    command dies with it."""
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path),
+                                      python=str(chatty_python(tmp_path, megabytes=32))))
+    with pytest.raises(DeviceError, match=f"more than {MAX_OUTPUT_BYTES // (1 << 20)} MB") as info:
+        transport.run(fast_request(onnx_model))
+    assert info.value.retryable is False and "127.0.0.1" in str(info.value)
+    deadline = time.monotonic() + 10
+    while ssh_server.commands_running("chatty-python"):
+        assert time.monotonic() < deadline, "the device command kept running"
+        time.sleep(0.1)
+    transport.close()
+    (tmp_path / "small").mkdir()
+    small = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known(ssh_server, tmp_path),
+                                  python=str(chatty_python(tmp_path / "small", megabytes=1))))
+    assert small.run(fast_request(onnx_model)) == {"ok": True}
+    small.close()

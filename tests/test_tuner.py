@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -168,6 +169,11 @@ def test_import_data_before_the_search_space_is_kept():
     ({"seed": -1}, "seed", ValueError),
     ({"objective": ""}, "objective", ValueError),
     ({"prototype": [1, 2]}, "prototype", TypeError),
+    ({"prototype": "no_such_net"}, "prototype", ValueError),
+    ({"objective": "test_accuracy"}, "held-out test split", ValueError),
+    ({"constraints": {"test_accuracy": {"min": 0.9}}}, "held-out test split", ValueError),
+    ({"constraints": {"latency_ms": {"max": "prototype / 4"}}}, "need the prototype", ValueError),
+    ({"constraints": {"latency_ms": {"max": "prototype // 4"}}, "prototype": {"a": 1}}, "constraints", ValueError),
     ({"populaton_size": 8}, "populaton_size", TypeError),
 ])
 def test_bad_class_args_fail_in_init_naming_the_argument(kwargs, fragment, error):
@@ -176,10 +182,28 @@ def test_bad_class_args_fail_in_init_naming_the_argument(kwargs, fragment, error
     assert fragment in str(info.value)
 
 
-def test_several_hardware_profiles_make_one_profiler():
-    tuner = GenSynthTuner(hw_profile="host-cpu,host-tflite")
-    assert [p.name for p in tuner._profiler_fn.hw_profile] == ["host-cpu", "host-tflite"]
-    assert "host-cpu,host-tflite" in repr(tuner._profiler_fn)
+def test_several_hardware_profiles_make_one_evaluator():
+    from nni_gensynth.evaluator import Evaluator
+
+    tuner = GenSynthTuner(hw_profile="host-cpu,host-tflite", constraints={"latency_ms": {"max": 1}})
+    evaluator = tuner._profiler_fn
+    assert isinstance(evaluator, Evaluator)
+    assert [p.name for p in evaluator.profiles] == ["host-cpu", "host-tflite"]
+    assert evaluator.requirements.to_config() == {"latency_ms": {"max": 1.0}}  # it stops at a broken one
+
+
+def test_the_screening_evaluator_builds_what_the_trial_command_builds(monkeypatch):
+    """Inside NNI the dispatcher gets the experiment config; the tuner reads the trial command."""
+    import base64
+
+    config = {"trialCommand": "python3 -m nni_gensynth.trial --builder mobilenetv2 --image-size 32 --channels 3"}
+    monkeypatch.setattr("sys.argv", ["nni", "--exp_params", base64.b64encode(json.dumps(config).encode()).decode()])
+    evaluator = GenSynthTuner(hw_profile="host-cpu")._profiler_fn
+    assert evaluator.spec.builder == "mobilenetv2" and evaluator.input_shape == (1, 3, 32, 32)
+    explicit = GenSynthTuner(hw_profile="host-cpu", evaluation={"image_size": 8})._profiler_fn
+    assert explicit.spec.builder == "macro_mobilenet" and explicit.input_shape == (1, 1, 8, 8)
+    with pytest.raises(ValueError, match="evaluation: unknown setting 'image'"):
+        GenSynthTuner(hw_profile="host-cpu", evaluation={"image": 8})
 
 
 def test_bad_search_space_and_prototype_name_the_problem():
@@ -202,9 +226,9 @@ def test_engine_error_never_escapes_generate(monkeypatch, all_types_space):
     tuner.update_search_space(all_types_space)
 
     def broken():
-        raise RuntimeError("boom")
+        raise MemoryError("boom")
 
-    monkeypatch.setattr(tuner.engine, "ask", broken)
+    monkeypatch.setattr(tuner.engine, "_choose", broken)
     params = tuner.generate_multiple_parameters([0, 1, 2])
     assert len(params) == 3
     for p in params:
@@ -295,3 +319,101 @@ def test_result_after_trial_end_replaces_the_failure_without_double_counting():
     assert tuner.engine.best_u() == pytest.approx(0.7) and not tuner.engine.failed
     tuner.receive_trial_result(2, params[2], 0.1)
     assert len(tuner.engine.cycles) == 1
+
+
+SMALL = {"stem_width": 8, "stage1_depth": 1, "stage1_width": 8, "stage1_kernel": 3, "stage1_expansion": 1,
+         "stage2_depth": 1, "stage2_width": 16, "stage2_kernel": 3, "stage2_expansion": 3,
+         "stage3_depth": 1, "stage3_width": 24, "stage3_kernel": 5, "stage3_expansion": 3,
+         "stage4_depth": 0, "stage4_width": 32, "stage4_kernel": 3, "stage4_expansion": 1, "lr": 0.01}
+
+
+def test_prototype_by_name_is_its_parameter_dict():
+    from nni_gensynth.models.mobilenetv2 import prototype_parameters
+
+    assert GenSynthTuner(prototype="mobilenetv2").prototype_parameters == prototype_parameters()
+    assert GenSynthTuner(prototype="nni_gensynth.models.resnet:prototype_parameters").prototype_parameters
+
+
+def test_requirements_relative_to_the_prototype_are_resolved_once_and_survive_resume(tmp_path, monkeypatch):
+    """The tuner evaluates the prototype itself (trains and measures it as a trial would), resolves
+    the relative bounds from its figures, learns from it first, and saves both in its checkpoint;
+    a resumed tuner reads them back instead of training the prototype again."""
+    from nni_gensynth.evaluator import Evaluator
+
+    monkeypatch.setenv("NNI_CHECKPOINT_DIRECTORY", str(tmp_path))
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path / "cache"))
+    space = json.load(open(Path(__file__).resolve().parents[1] / "search_spaces" / "mobilenet_macro.json"))
+    args = dict(prototype=SMALL, objective="netscore", hw_profile="host-cpu", seed=0, population_size=3,
+                evaluation={"epochs": 1, "hw_profiles": ["host-cpu"]},
+                constraints={"latency_ms": {"max": "prototype / 2"}, "macs": {"max": "prototype * 0.5"},
+                             "accuracy": {"min": "prototype - 0.2"}, "params": {"max": 1e9}})
+    tuner = GenSynthTuner(**args)
+    tuner.update_search_space(space)
+    proto = tuner.prototype_result
+    assert proto["trained"] and proto["latency_ms"] > 0
+    resolved = tuner.requirements.to_config()
+    assert resolved["latency_ms"]["max"] == pytest.approx(proto["latency_ms"] / 2)
+    assert resolved["macs"]["max"] == pytest.approx(proto["macs"] * 0.5)
+    assert resolved["accuracy"]["min"] == pytest.approx(proto["accuracy"] - 0.2)
+    assert resolved["params"] == {"max": 1e9}
+    assert len(tuner.engine.records) == 1  # learned from the prototype first
+    assert tuner._profiler_fn.requirements.to_config() == resolved  # screening stops on the resolved bounds
+    params = tuner.generate_parameters(0)
+    assert params != SMALL  # the prototype is known, not proposed again
+    saved = json.loads((tmp_path / "gensynth" / "state.json").read_text())
+    assert saved["tuner"]["requirements"] == resolved and saved["tuner"]["prototype_result"]["accuracy"] == proto["accuracy"]
+
+    monkeypatch.setattr(Evaluator, "evaluate", lambda *a, **k: pytest.fail("the prototype was evaluated again"))
+    resumed = GenSynthTuner(**args)
+    resumed.load_checkpoint()
+    resumed.update_search_space(space)
+    assert resumed.requirements.to_config() == resolved and len(resumed.engine.records) == 1
+
+
+def test_a_prototype_that_cannot_be_evaluated_is_a_named_error():
+    tuner = GenSynthTuner(prototype={"a": 1}, constraints={"accuracy": {"min": "prototype - 0.01"}},
+                          evaluation={"epochs": 1, "hw_profiles": []})
+    with pytest.raises(ValueError, match="missing parameter 'stem_width'"):  # not a macro_mobilenet network
+        tuner.update_search_space({"a": {"_type": "choice", "_value": [1, 2]}})
+
+
+HOSTILE_VALUES = [10 ** 400, -10 ** 400, float("nan"), float("inf"), 1e308, 1e-320, "12", None, True, [1, 2],
+                  {"default": {"nested": 1}}, {"default": 10 ** 400}, {"default": 0.5, "accuracy": 1e200},
+                  {"default": 0.5, "latency_ms": 1e-320, "accuracy": 0.9}, {"default": 0.5, "responses": "{[}"},
+                  {"default": 0.5, "responses": {"w": {"target": 10 ** 400, "weight": float("nan")}}}]
+
+
+@pytest.mark.parametrize("objective", ["default", "netscore", "netscore_hw", "accuracy"])
+def test_no_reported_value_escapes_a_tuner_callback(objective):
+    """A trial can report anything JSON holds; an exception escaping a callback would kill NNI's
+    dispatcher thread and hang the experiment. Each bad result is a failure of that trial only."""
+    tuner = GenSynthTuner(objective=objective, seed=0, population_size=3,
+                          constraints={"latency_ms": {"max": 5}})
+    tuner.update_search_space({"w": {"_type": "choice", "_value": [8, 16, 32]}, "x": {"_type": "uniform", "_value": [0, 1]}})
+    for pid, value in enumerate(HOSTILE_VALUES):
+        params = tuner.generate_parameters(pid)
+        tuner.receive_trial_result(pid, params, value)
+        tuner.trial_end(pid, True)
+    nested = value = {"default": 0.5}
+    for _ in range(5000):
+        nested = {"a": nested}
+    params = tuner.generate_parameters(1000)
+    tuner.receive_trial_result(1000, params, {"default": 0.5, "responses": nested, "deep": nested})
+    tuner.receive_trial_result(1001, {"w": 999, "x": 2.0}, 0.5)  # parameters outside the space: ignored
+    tuner.import_data([{"parameter": {"w": 8, "x": 0.5}, "value": 10 ** 400}, "junk", {"parameter": None, "value": 1}])
+    assert len(tuner.engine.records) >= len(HOSTILE_VALUES)
+    assert len(tuner.generate_multiple_parameters(list(range(2000, 2005)))) == 5
+
+
+def test_a_damaged_checkpoint_is_kept_aside_and_the_search_starts_fresh(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("NNI_CHECKPOINT_DIRECTORY", str(tmp_path))
+    state = tmp_path / "gensynth" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text('{"version": 1, "generator": {"log')  # truncated by a crash mid-write
+    tuner = GenSynthTuner(seed=0)
+    tuner.load_checkpoint()
+    tuner.update_search_space({"x": {"_type": "uniform", "_value": [0, 1]}})
+    assert tuner.engine.records == {} and "corrupt" in caplog.text
+    assert list(state.parent.glob("state.json.corrupt-*"))
+    tuner.generate_parameters(0)  # and it saves a good state again
+    assert json.loads(state.read_text())["version"] == 1

@@ -29,11 +29,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..results import load_experiment
-    from ..results.export import build_options_for, export_trial
+    from ..results.export import export_trial, spec_for
 
     record = load_experiment(args.experiment_id, experiment_dir=args.experiment_dir, port=args.port)
-    options = build_options_for(record, args.builder, args.input_shape, args.num_classes)
-    out = export_trial(record, args.out, args.format, trial_id=args.trial, options=options)
+    spec = spec_for(record, args.builder, args.input_shape, args.num_classes)
+    out = export_trial(record, args.out, args.format, trial_id=args.trial, spec=spec)
     print(f"exported trial {args.trial or '(best feasible)'} of {record.experiment_id} to {out} "
           f"(details: {out.name}.json)")
     return 0

@@ -42,9 +42,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _requirements(record: Any, constraints: Optional[str]) -> Any:
+    """The experiment's requirements (as its tuner resolved them), or --constraints."""
     from ..engine.objective import Requirements
-
-    from ..trial import json_object
+    from ..evaluator import json_object
 
     if constraints is None:
         return record.requirements
@@ -61,13 +61,16 @@ def build_engine(record: Any, requirements: Any, profiler: Any) -> Any:
     if record.state_path is None or not record.state_path.is_file():
         raise FileNotFoundError(f"experiment {record.experiment_id} has no GenSynth state file "
                                 f"({record.state_path or 'checkpoint/gensynth/state.json'}): was its tuner GenSynth?")
-    try:
-        state = json.loads(record.state_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"GenSynth state file {record.state_path} is not valid JSON: {exc}") from None
+    from ..engine import load_state_file
+
+    state = load_state_file(record.state_path)
+    if state is None:
+        raise ValueError(f"GenSynth state file {record.state_path} is damaged (moved aside); nothing to generate from")
     args = record.class_args
     space = SearchSpace(space_spec)
-    engine = GenSynth(space, record.objective, requirements, profiler=profiler, prototype=args.get("prototype"),
+    prototype = (record.tuner_state.get("prototype") if isinstance(record.tuner_state.get("prototype"), dict)
+                 else args.get("prototype") if isinstance(args.get("prototype"), dict) else None)
+    engine = GenSynth(space, record.objective, requirements, profiler=profiler, prototype=prototype,
                       population_size=int(args.get("population_size", 10)), seed=args.get("seed"))
     engine.load_state_dict(state)
     # judge 1_r on fresh measurements on this profile, not on the experiment's stored ones
@@ -76,27 +79,28 @@ def build_engine(record: Any, requirements: Any, profiler: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluator import Evaluator
+    from ..evaluator.spec import split_profiles
     from ..results import load_experiment
-    from ..results.export import build_options_for
-    from ..synthesis import HostProfiler
+    from ..results.export import spec_for
 
     if args.n < 1:
         raise ValueError(f"-n must be >= 1, got {args.n}")
     if args.max_calls is not None and args.max_calls < 1:
         raise ValueError(f"--max-calls must be >= 1, got {args.max_calls}")
     record = load_experiment(args.experiment, experiment_dir=args.experiment_dir, port=args.port)
-    options = build_options_for(record, args.builder, args.input_shape, args.num_classes)
     requirements = _requirements(record, args.constraints)
-    profiler = HostProfiler(options.builder, options.input_shape, options.num_classes, profiles=args.profile,
-                            limits=requirements)
-    engine = build_engine(record, requirements, profiler)
+    spec = spec_for(record, args.builder, args.input_shape, args.num_classes).replace(
+        hw_profiles=split_profiles(args.profile), requirements=requirements.to_config())
+    evaluator = Evaluator(spec)
+    engine = build_engine(record, requirements, evaluator)
     # distinct parameter dicts may build the same network: ask for more, keep n distinct networks
     archs = engine.generate(2 * args.n, max_profiler_calls=args.max_calls)
-    written = write_networks(engine, archs, profiler, requirements, args.out, limit=args.n)
+    written = write_networks(engine, archs, evaluator, requirements, args.out, limit=args.n)
     summary = {
         "experiment_id": record.experiment_id, "profile": args.profile, "requested": args.n, "found": len(written),
         "requirements": requirements.to_config(), "objective": record.objective.metric,
-        "builder": options.builder, "input_shape": list(options.input_shape), "num_classes": options.num_classes,
+        "builder": spec.builder, "input_shape": list(spec.input_shape), "num_classes": evaluator.num_classes,
         "weights": "initial (untrained): model.onnx carries the architecture; train it before deployment",
         "networks": written,
     }
@@ -111,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_networks(engine: Any, archs: list, profiler: Any, requirements: Any, out: Path,
+def write_networks(engine: Any, archs: list, evaluator: Any, requirements: Any, out: Path,
                    limit: Optional[int] = None) -> list[dict]:
     """DIR/<k>/ for the first `limit` generated networks that build distinct networks and meet
     1_r by measurement; returns the summary rows."""
@@ -126,11 +130,11 @@ def write_networks(engine: Any, archs: list, profiler: Any, requirements: Any, o
         if limit is not None and len(rows) >= limit:
             break
         params = engine.space.to_parameters(arch)
-        model = profiler.build(params)
+        model = evaluator.build(params)
         network = getattr(model, "network_key", None) or arch.encode()
         if network in seen:
             continue
-        measured = profiler.describe(params, model)
+        measured = evaluator.measure(params, model)
         trained = dict(engine.records[arch].metrics) if arch in engine.records else None
         known = dict(trained or {}, **measured)
         if requirements.is_met(known, only_known=True) is not True:
@@ -139,10 +143,11 @@ def write_networks(engine: Any, archs: list, profiler: Any, requirements: Any, o
         folder = out / str(len(rows) + 1)
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="gensynth-generate-") as tmp:
-            shutil.move(str(export_onnx(model, list(profiler.input_shape), directory=Path(tmp))),
+            shutil.move(str(export_onnx(model, list(evaluator.input_shape), directory=Path(tmp))),
                         str(folder / "model.onnx"))
         (folder / "arch.txt").write_text(arch.encode() + "\n", encoding="utf-8")
-        metrics = {"measured": measured, "profile": profiler.profiles[0].name, "network": network,
+        metrics = {"measured": measured, "profile": evaluator.profiles[0].name if evaluator.profiles else None,
+                   "network": network,
                    "parameters": params, "trained_result": trained, "meets_requirements": True,
                    "requirements": requirements.to_config()}
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=str) + "\n", encoding="utf-8")

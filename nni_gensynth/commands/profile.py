@@ -16,17 +16,6 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 
-def parse_shape(text: str) -> List[int]:
-    """"1,3,32,32" -> [1, 3, 32, 32] (ValueError naming the option otherwise)."""
-    try:
-        shape = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated integers, got {text!r}") from None
-    if not shape or any(d < 1 for d in shape):
-        raise ValueError(f"--input-shape must be positive integers, got {text!r}")
-    return shape
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("profile", help="measure a model's latency, energy and memory on a device",
                                    description=__doc__.splitlines()[0])
@@ -116,9 +105,10 @@ def _print_human(measurement: Any, model: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..hardware import load_profile, measure
+    from ..hardware.shapes import parse_input_shape
 
     profile = load_profile(args.profile)
-    shape = parse_shape(args.input_shape) if args.input_shape else None
+    shape = list(parse_input_shape(args.input_shape, name="--input-shape")) if args.input_shape else None
     if args.num_classes < 1:
         raise ValueError(f"--num-classes must be >= 1, got {args.num_classes}")
     model = _load_model(Path(args.model), shape, profile, args.builder, args.num_classes)

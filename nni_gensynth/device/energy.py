@@ -10,7 +10,8 @@ Sources ("source" in the result):
   reports both (EXT5V reports a voltage only, so the 5 V input is not double-counted).
 - ``ina219``: an INA219 (or INA2xx) power monitor through Linux hwmon: power1_input (uW), or
   curr1_input (mA) x in1_input (bus voltage, mV).
-- ``model``: no meter: active power per busy core x CPU-seconds the runner used (psutil).
+- ``model``: no meter: active power per busy core x CPU-seconds the runner used (the process CPU
+  clock; a clock that reads 0 counts the run's wall time as one busy core, and says so).
   The default, ``DEFAULT_ACTIVE_POWER_W`` = 0.925 W per busy core, is the Raspberry Pi 4 figure
   measured by RasPi.TV ("How much power does Pi4B use?", 2019: 2.7 W idle, 6.4 W with
   ``stress --cpu 4``; (6.4 - 2.7) / 4 = 0.925 W). Set ``active_power_w`` in the hardware profile
@@ -18,7 +19,9 @@ Sources ("source" in the result):
 
 Measured sources subtract an idle baseline taken before the model is loaded (``idle_s``, default
 1 s): ``energy_mj`` = (mean power during the timed run - idle power) x run time / inferences, so
-it is the energy the inferences add. The gross figures are kept next to it.
+it is the energy the inferences add. The gross figures are kept next to it. The runner never
+answers with an energy of 0 or less (``check_positive``): a run that drew no more than idle is an
+error that says so.
 
 The pure functions (``rapl_delta_uj``, ``battery_power_w``, ``battery_energy``,
 ``active_energy``, ``parse_pmic_adc``, ``ina219_power_w``, ``model_energy``) are also used on the
@@ -27,6 +30,7 @@ host, on values read over adb.
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 import shutil
@@ -34,14 +38,10 @@ import subprocess
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from . import commands
+from .protocol import ENERGY_SOURCES as SOURCES
 from .system import PeriodicSampler, read_int, read_text, sysfs_path
 
-try:
-    import psutil
-except ImportError:  # pragma: no cover
-    psutil = None
-
-SOURCES = ("auto", "rapl", "battery", "pmic", "ina219", "model")
 DEFAULT_ACTIVE_POWER_W = 0.925
 DEFAULT_IDLE_S = 1.0
 DEFAULT_SAMPLE_INTERVAL_S = {"battery": 0.1, "ina219": 0.05, "pmic": 0.25}
@@ -164,19 +164,46 @@ def ina219_power_w(hwmon_dir: str) -> float:
 
 def model_energy(cpu_seconds: float, duration_s: float, inferences: int,
                  active_power_w: float = DEFAULT_ACTIVE_POWER_W) -> Dict[str, Any]:
-    """Modelled energy per inference: active power per busy core x CPU-seconds / inferences."""
+    """Modelled energy per inference: active power per busy core x CPU-seconds / inferences.
+
+    A CPU time of 0 over a run that took time is a clock that did not tick (or an emulator that
+    hides it), not a free inference: the run then counts as one core busy for its wall time
+    (``basis: "wall"``, with a ``note`` saying so) instead of giving 0 mJ.
+    """
     if inferences <= 0 or duration_s <= 0:
         raise ValueError("inferences and duration_s must be > 0")
-    energy_j = active_power_w * max(cpu_seconds, 0.0)
-    return {
+    result: Dict[str, Any] = {"source": "model", "basis": "cpu"}
+    busy_s = cpu_seconds
+    if not cpu_seconds > 0:
+        busy_s = duration_s
+        result.update(basis="wall", note=f"CPU time read {cpu_seconds:g} s over a {duration_s:.3g} s run; "
+                                         f"counted as one busy core for the run's wall time")
+    energy_j = active_power_w * busy_s
+    result.update({
         "energy_mj": energy_j / inferences * 1000.0,
-        "source": "model",
         "power_w": energy_j / duration_s,
         "active_power_w_per_core": active_power_w,
         "cpu_s": cpu_seconds,
         "duration_s": duration_s,
         "inferences": inferences,
-    }
+    })
+    return result
+
+
+def check_positive(result: Dict[str, Any]) -> Dict[str, Any]:
+    """``result`` when its ``energy_mj`` is a positive finite number; otherwise a RuntimeError that
+    says why (a 0 or negative energy is a wrong figure, never a measurement)."""
+    value = result.get("energy_mj")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return result
+    source = result.get("source", "?")
+    if "idle_power_w" in result:
+        raise RuntimeError(
+            f"energy source {source}: the timed run drew {result.get('power_w', float('nan')):.4g} W, no more than "
+            f"the idle baseline ({result['idle_power_w']:.4g} W), so this model's energy is below what the meter "
+            f"resolves over {result.get('duration_s', float('nan')):.3g} s; lengthen repeat.min_time_s, or use "
+            f"energy source model")
+    raise RuntimeError(f"energy source {source} gave {value!r} mJ per inference; an energy must be > 0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,13 +284,13 @@ class PmicReader:
 
     def read_power_w(self) -> float:
         try:
-            out = subprocess.run(self.command, capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.SubprocessError) as exc:
+            code, output = commands.run(self.command, timeout_s=5)
+        except (OSError, TimeoutError, subprocess.SubprocessError) as exc:
             raise EnergySourceUnavailable(f"pmic: {' '.join(self.command)} failed: {exc}") from exc
-        rails = parse_pmic_adc(out.stdout)
-        if out.returncode != 0 or not rails:
+        rails = parse_pmic_adc(output)
+        if code != 0 or not rails:
             raise EnergySourceUnavailable(
-                f"pmic: {' '.join(self.command)} gave no rail readings: {(out.stdout + out.stderr).strip()[:200]!r}")
+                f"pmic: {' '.join(self.command)} gave no rail readings: {output.strip()[:200]!r}")
         return sum(rails.values())
 
 
@@ -292,11 +319,12 @@ class Ina219Reader:
 
 
 def cpu_seconds() -> float:
-    """CPU time (user + system, all threads) this process has used."""
-    if psutil is not None:
-        times = psutil.Process().cpu_times()
-        return float(times.user + times.system)
-    return time.process_time()  # pragma: no cover
+    """CPU time (user + system, all threads) this process has used.
+
+    From the process CPU clock (``time.process_time``, nanoseconds), not psutil: psutil reads
+    /proc/self/stat, which is in 10 ms ticks and which qemu-user answers with zeros.
+    """
+    return time.process_time()
 
 
 # ---------------------------------------------------------------------------------------------

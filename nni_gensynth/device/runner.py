@@ -1,22 +1,24 @@
 """Interpreters behind one protocol, and the timing loop.
 
-``load_model(path, backend, threads)`` returns a ``LoadedModel`` whose ``run()`` performs one
-inference on fixed random inputs. Backends: "onnxruntime" and "litert" (``ai_edge_litert``,
-falling back to ``tflite_runtime`` as installed on many Raspberry Pis).
+``load_model(path, backend, threads, delegate=...)`` returns a ``LoadedModel`` whose ``run()``
+performs one inference on fixed random inputs (of the model's input types: an int8 model gets
+int8 inputs), and says which delegate really took the graph (``delegate``). Backends:
+"onnxruntime" and "litert" (``ai_edge_litert``, falling back to ``tflite_runtime`` as installed on
+many Raspberry Pis); LiteRT's delegate is "xnnpack" (its default) or "none" (built-in kernels).
 """
 from __future__ import annotations
 
 import os
+import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from . import stats
+from .protocol import BACKENDS, RUNNER_DELEGATES
 from .system import runtime_name
-
-BACKENDS = ("onnxruntime", "litert")
 
 _ORT_DTYPES = {
     "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
@@ -32,6 +34,7 @@ class LoadedModel:
     run: Callable[[], Any]
     runtime: str
     input_shapes: List[Tuple[int, ...]]
+    delegate: Dict[str, Any] = field(default_factory=dict)
 
 
 def _random_input(shape: Tuple[int, ...], dtype: Any, rng: np.random.Generator) -> np.ndarray:
@@ -66,20 +69,48 @@ def import_backend(backend: str) -> Tuple[Any, str]:
     raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
 
 
-def load_model(path: str, backend: str, threads: int, seed: int = 0) -> LoadedModel:
-    """Load ``path`` with ``backend`` using ``threads`` intra-op threads, inputs filled at random."""
+def load_model(path: str, backend: str, threads: int, seed: int = 0, delegate: Optional[str] = None) -> LoadedModel:
+    """Load ``path`` with ``backend`` using ``threads`` intra-op threads, inputs filled at random;
+    ``delegate`` (LiteRT only): "xnnpack", "none", or None for the runtime's default."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path}")
     if threads < 1:
         raise ValueError(f"--threads must be >= 1, got {threads}")
+    if delegate is not None and (backend != "litert" or delegate not in RUNNER_DELEGATES):
+        raise ValueError(f"--delegate {delegate!r}: the runner applies {' or '.join(RUNNER_DELEGATES)} "
+                         f"with backend litert")
     module, runtime = import_backend(backend)
     try:
-        return _load(module, runtime, path, backend, threads, seed)
+        return _load(module, runtime, path, backend, threads, seed, delegate)
     except Exception as exc:
         raise RuntimeError(f"{runtime} cannot load {path}: {type(exc).__name__}: {exc}") from exc
 
 
-def _load(module: Any, runtime: str, path: str, backend: str, threads: int, seed: int) -> LoadedModel:
+def open_litert(interpreter_class: Any, path: str, threads: int, delegate: Optional[str]) -> Any:
+    """A LiteRT interpreter for ``path``: delegate "none" runs the built-in kernels (no default
+    delegate), anything else leaves LiteRT's default XNNPACK delegate on."""
+    options: Dict[str, Any] = {}
+    if delegate == "none":
+        resolver = sys.modules[interpreter_class.__module__].OpResolverType
+        options["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    return interpreter_class(model_path=path, num_threads=threads, **options)
+
+
+def litert_delegation(interpreter: Any, requested: Optional[str]) -> Dict[str, Any]:
+    """Which delegate took the graph: the DELEGATE nodes in the interpreter's execution plan
+    (one per partition a delegate claimed). The runner can only apply XNNPACK, so any such
+    node is XNNPACK's. Empty when the interpreter does not tell."""
+    try:
+        ops = interpreter._get_ops_details()  # noqa: SLF001 - both interpreters have it; no public API
+    except Exception:  # noqa: BLE001 - an interpreter without it: unknown, not an error
+        return {}
+    kernels = sum(1 for op in ops if op.get("op_name") == "DELEGATE")
+    return {"requested": requested or "default", "applied": "xnnpack" if kernels else None,
+            "delegated_kernels": kernels, "nodes": len(ops) - kernels}
+
+
+def _load(module: Any, runtime: str, path: str, backend: str, threads: int, seed: int,
+          delegate: Optional[str] = None) -> LoadedModel:
     rng = np.random.default_rng(seed)
     if backend == "onnxruntime":
         options = module.SessionOptions()
@@ -92,9 +123,10 @@ def _load(module: Any, runtime: str, path: str, backend: str, threads: int, seed
         for node in session.get_inputs():
             shape = tuple(d if isinstance(d, int) and d > 0 else 1 for d in node.shape)
             feeds[node.name] = _random_input(shape, _ORT_DTYPES.get(node.type, np.float32), rng)
-        return LoadedModel(lambda: session.run(None, feeds), runtime, [v.shape for v in feeds.values()])
+        return LoadedModel(lambda: session.run(None, feeds), runtime, [v.shape for v in feeds.values()],
+                           {"requested": "default", "applied": session.get_providers()[0]})
 
-    interpreter = module(model_path=path, num_threads=threads)
+    interpreter = open_litert(module, path, threads, delegate)
     details = interpreter.get_input_details()
     for detail in details:
         signature = detail.get("shape_signature", detail["shape"])
@@ -106,7 +138,7 @@ def _load(module: Any, runtime: str, path: str, backend: str, threads: int, seed
         shape = tuple(int(d) for d in detail["shape"])
         interpreter.set_tensor(detail["index"], _random_input(shape, detail["dtype"], rng))
         shapes.append(shape)
-    return LoadedModel(interpreter.invoke, runtime, shapes)
+    return LoadedModel(interpreter.invoke, runtime, shapes, litert_delegation(interpreter, delegate))
 
 
 def warm_up(run: Callable[[], Any], min_time_s: float, min_runs: int) -> Tuple[int, float]:

@@ -10,11 +10,16 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import commands, emulation
+from .protocol import BACKENDS
 
 try:  # optional on the device
     import psutil
@@ -48,6 +53,57 @@ def read_int(path: str) -> Optional[int]:
         return int(text) if text is not None else None
     except ValueError:
         return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Lifetime
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+ORPHAN_EXIT_CODE = 3
+
+
+def _kill_me_with_parent() -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """End this process when ``parent_pid`` is gone: nobody would read the answer, and a runner
+    left running would load the device under the next measurement.
+
+    When ``parent_pid`` is this process's parent, Linux kills it with the parent (prctl
+    PR_SET_PDEATHSIG) and other systems poll ``os.getppid()``; otherwise (a wrapper in between,
+    or the parent already gone) a daemon thread polls whether ``parent_pid`` still exists.
+    """
+    if os.getppid() == parent_pid and _kill_me_with_parent():
+        if os.getppid() == parent_pid:  # not orphaned between the check and the prctl
+            return
+        os._exit(ORPHAN_EXIT_CODE)
+    direct = os.getppid() == parent_pid
+
+    def watch() -> None:
+        while (os.getppid() == parent_pid) if direct else _pid_alive(parent_pid):
+            time.sleep(poll_s)
+        os._exit(ORPHAN_EXIT_CODE)
+
+    threading.Thread(target=watch, name="gensynth-parent-watch", daemon=True).start()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -231,9 +287,9 @@ def read_throttled() -> Optional[int]:
     if shutil.which("vcgencmd") is None:
         return None
     try:
-        out = subprocess.run(["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5)
-        return parse_throttled(out.stdout) if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError, ValueError):
+        code, output = commands.run(["vcgencmd", "get_throttled"], timeout_s=5)
+        return parse_throttled(output) if code == 0 else None
+    except (OSError, TimeoutError, subprocess.SubprocessError, ValueError):
         return None
 
 
@@ -314,7 +370,8 @@ def installed_runtime(backend: str) -> Optional[str]:
 
 
 def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
-    """What the device is: hostname, machine, cpu_count, python, OS, board model, memory."""
+    """What the device is: hostname, machine, cpu_count, python, OS, board model, memory, and
+    whether it is emulated (``emulated``; ``emulation``: which emulator, and what shows it)."""
     info: Dict[str, Any] = {
         "hostname": socket.gethostname(),
         "machine": platform.machine(),
@@ -328,7 +385,11 @@ def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
         info["model"] = model.rstrip("\x00")
     if psutil is not None:
         info["memory_mb"] = round(psutil.virtual_memory().total / (1024.0 * 1024.0), 1)
-    info["runtimes"] = {b: installed_runtime(b) for b in ("onnxruntime", "litert")}
+    info["runtimes"] = {b: installed_runtime(b) for b in BACKENDS}
+    emulated = emulation.detect(sysfs_root, info["machine"])
+    info["emulated"] = emulated is not None
+    if emulated is not None:
+        info["emulation"] = emulated
     big = big_cores(sysfs_root)
     if len(big) < (os.cpu_count() or 1):
         info["big_cores"] = big

@@ -2,8 +2,11 @@
 from .gensynth import CycleStats, GenSynth
 from .generator import Generator, GeneratorDelta
 from .inquisitor import Inquisitor, Record
+from .metrics import clean_metrics, parse_responses
 from .objective import Objective, Requirements, netscore, netscore_hw
 from .space import Architecture, SearchSpace, SearchSpaceError
+from .state import StateError, load_state_file, save_state_file
 
 __all__ = ["Architecture", "CycleStats", "GenSynth", "Generator", "GeneratorDelta", "Inquisitor",
-           "Objective", "Record", "Requirements", "SearchSpace", "SearchSpaceError", "netscore", "netscore_hw"]
+           "Objective", "Record", "Requirements", "SearchSpace", "SearchSpaceError", "StateError",
+           "clean_metrics", "load_state_file", "netscore", "netscore_hw", "parse_responses", "save_state_file"]

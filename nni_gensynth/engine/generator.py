@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 
+from .metrics import finite_float, short_repr
 from .space import Architecture, ChoiceDecision, NumericDecision, SearchSpace
 
 
@@ -150,13 +151,21 @@ class Generator:
         return d.from_unit_array(self._unit_normal(d, np.full(m, self.mean[i]), self.std(i), rng))
 
     def _other_option(self, i: int, d: ChoiceDecision, old: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """For each old option, another one drawn from θ_G with the old one's probability removed.
+
+        Inverse-CDF sampling on the one cached CDF: the CDF without option o is cdf[j] below o and
+        cdf[j] - p[o] from o on, so the draw is a count of entries below u on each side of o. No
+        per-row copy of the option probabilities, which for a choice of a million options and a
+        pool of mutants would take gigabytes."""
         if d.size == 1:
             return old
-        p = np.tile(self.probabilities(i), (len(old), 1))
-        p[np.arange(len(old)), old.astype(int)] = 0.0
-        cdf = np.cumsum(p, axis=1)
-        u = rng.random(len(old)) * cdf[:, -1]
-        return np.minimum((cdf < u[:, None]).sum(axis=1), d.size - 1).astype(float)
+        cdf = self._cumulative(i)
+        o = old.astype(int)
+        p_old = self.probabilities(i)[o]
+        u = rng.random(len(old)) * (cdf[-1] - p_old)
+        below = np.minimum(np.searchsorted(cdf, u, side="left"), o)
+        above = np.maximum(np.searchsorted(cdf, u + p_old, side="left") - o, 0)
+        return np.minimum(below + above, d.size - 1).astype(float)
 
     def _step(self, i: int, d: NumericDecision, old: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         centre = d.to_unit_array(old)
@@ -208,18 +217,85 @@ class Generator:
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """θ_G as plain JSON-able data."""
-        return {"logits": {str(i): v.tolist() for i, v in self.logits.items()},
+        """θ_G as plain JSON-able data (a large choice's logits packed, see `pack_logits`)."""
+        return {"logits": {str(i): pack_logits(v) for i, v in self.logits.items()},
                 "mean": {str(i): v for i, v in self.mean.items()},
                 "log_std": {str(i): v for i, v in self.log_std.items()}}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore θ_G saved by `state_dict` (same search space)."""
-        logits = {int(i): np.asarray(v, dtype=float) for i, v in state["logits"].items()}
-        for i, v in logits.items():
-            if i not in self.logits or self.logits[i].shape != v.shape:
-                raise ValueError("generator state does not match this search space")
+    def load_state_dict(self, state: Any) -> None:
+        """Restore θ_G saved by `state_dict` (same search space). ValueError, with θ_G unchanged,
+        unless every part is present, finite and fits this space."""
+        if not isinstance(state, dict) or not all(isinstance(state.get(k), dict) for k in ("logits", "mean", "log_std")):
+            raise ValueError("generator state must hold 'logits', 'mean' and 'log_std' objects")
+        try:
+            logits = {i: unpack_logits(v, self.logits[i].shape[0]) for i, v in _by_index(state["logits"], self.logits)}
+            mean = {i: _finite_number(v) for i, v in _by_index(state["mean"], self.mean)}
+            log_std = {i: min(max(_finite_number(v), math.log(self.min_std)), 0.0)
+                       for i, v in _by_index(state["log_std"], self.log_std)}
+        except (TypeError, OverflowError) as exc:
+            raise ValueError(f"generator state: {short_repr(str(exc))}") from None
+        for i, d in enumerate(self.space.all_decisions):
+            if i in mean and d.bounded:
+                mean[i] = min(max(mean[i], 0.0), 1.0)
         self.logits.update(logits)
         self._cdf.clear()
-        self.mean.update({int(i): float(v) for i, v in state["mean"].items()})
-        self.log_std.update({int(i): float(v) for i, v in state["log_std"].items()})
+        self.mean.update(mean)
+        self.log_std.update(log_std)
+
+
+# Logits of a choice with more options than this are saved packed when most share one value.
+PACK_MIN_OPTIONS = 1024
+
+
+def pack_logits(logits: np.ndarray) -> Union[list, dict]:
+    """Logits as JSON: a list, or for a large choice {"size", "fill", "index", "value"} — every
+    logit equals `fill` except those at `index`. A taught generator moves only the options it
+    has seen and the diversity floor leaves the rest equal, so a million options save as a few
+    numbers instead of 20 MB of text after every result."""
+    if len(logits) < PACK_MIN_OPTIONS:
+        return logits.tolist()
+    values, counts = np.unique(logits, return_counts=True)
+    fill = values[np.argmax(counts)]
+    index = np.flatnonzero(logits != fill)
+    if len(index) > len(logits) // 4:
+        return logits.tolist()
+    return {"size": len(logits), "fill": float(fill), "index": index.tolist(), "value": logits[index].tolist()}
+
+
+def unpack_logits(saved: Any, size: int) -> np.ndarray:
+    """The logits `pack_logits` saved, checked to have `size` finite entries (else ValueError)."""
+    if isinstance(saved, dict):
+        if saved.get("size") != size:
+            raise ValueError(f"generator state: a choice of {saved.get('size')!r} options, expected {size}")
+        logits = np.full(size, _finite_number(saved.get("fill")))
+        index = np.asarray(saved.get("index"), dtype=np.int64)
+        value = np.asarray(saved.get("value"), dtype=float)
+        if index.ndim != 1 or index.shape != value.shape or (index.size and (index.min() < 0 or index.max() >= size)):
+            raise ValueError("generator state: packed logits with bad indices")
+        logits[index] = value
+    else:
+        logits = np.asarray(saved, dtype=float)
+    if logits.shape != (size,) or not np.all(np.isfinite(logits)):
+        raise ValueError(f"generator state: logits must be {size} finite numbers")
+    return logits
+
+
+def _by_index(saved: dict, current: dict) -> list[tuple[int, Any]]:
+    """(decision index, saved value) pairs, each index one of `current`'s (else ValueError)."""
+    pairs = []
+    for key, value in saved.items():
+        try:
+            i = int(key)
+        except (TypeError, ValueError):
+            raise ValueError(f"generator state: {key!r} is not a decision index") from None
+        if i not in current:
+            raise ValueError("generator state does not match this search space")
+        pairs.append((i, value))
+    return pairs
+
+
+def _finite_number(value: Any) -> float:
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"generator state: {short_repr(value)} is not a finite number")
+    return number

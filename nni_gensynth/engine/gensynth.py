@@ -10,41 +10,37 @@ measured on the device *before* training until one meets the requirements (at mo
 `population_size` results close a cycle: the inquisitor refits θ_I and returns Δθ_G, which
 the generator applies. `generate(n)` asks the taught generator for n distinct networks that
 meet 1_r by measurement.
+
+Nothing a trial or a device sends can make `ask` or `tell` raise (an exception in an NNI tuner
+callback kills the dispatcher thread and hangs the experiment): results and measurements are
+validated where they enter (`metrics.clean_metrics`), a result without a usable U is a recorded
+failure, and a surrogate that fails to fit is logged and skipped (`_safely`). `state_dict` is
+JSON without NaN; `load_state_dict` loads what is valid of a damaged state (see `state.py`).
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, TypeVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .generator import Generator
 from .inquisitor import Inquisitor, Record
+from .metrics import MAX_METRICS, RESPONSES_KEY, clean_metrics, finite_float, parse_responses, short_repr
 from .objective import Objective, Requirements
-from .space import Architecture, SearchSpace
+from .space import Architecture, ChoiceDecision, SearchSpace
+from .state import StateError, json_safe
 
 _logger = logging.getLogger("nni_gensynth.engine")
 
 Profiler = Callable[[dict], Mapping[str, float]]
+T = TypeVar("T")
 
-# A trial's probe responses travel in its metric dict under this key, as a dict or a JSON
-# string: {decision name: {"target": value in the decision's domain, "weight": 0..1}}.
-RESPONSES_KEY = "responses"
-
-
-def parse_responses(raw: Any) -> Optional[dict]:
-    """Probe responses from a reported value (dict or JSON text); None when absent or unusable."""
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            _logger.warning("probe responses are not valid JSON; ignored")
-            return None
-    return dict(raw) if isinstance(raw, Mapping) and raw else None
+STATE_VERSION = 1
 
 # The surrogates work on matrices of a few hundred rows: one BLAS thread is faster than two
 # fighting over a shared CPU, and keeps the tuner from starving the trials beside it.
@@ -71,9 +67,30 @@ class CycleStats:
     delta_norm: float
     profiler_calls: int
     seconds: float
+    trust: dict = field(default_factory=dict)  # θ_I's trust in probe responses per decision kind
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return dict(self.__dict__, trust=dict(self.trust))
+
+    @classmethod
+    def from_dict(cls, saved: Any) -> "CycleStats":
+        """A cycle from `as_dict()` output; ValueError when a field is missing or not a number of its type."""
+        if not isinstance(saved, Mapping):
+            raise ValueError(f"a cycle must be an object, got {short_repr(saved)}")
+        values: dict = {"trust": {k: float(v) for k, v in (saved.get("trust") or {}).items()
+                                  if isinstance(k, str) and finite_float(v) is not None}
+                        if isinstance(saved.get("trust"), Mapping) else {}}
+        for f in dataclasses.fields(cls):
+            if f.name == "trust":
+                continue
+            raw = saved.get(f.name)
+            number = finite_float(raw)
+            if number is None and not (f.name == "best_u" and raw is None):
+                raise ValueError(f"cycle field {f.name!r} is {short_repr(raw)}, not a finite number")
+            if f.type == "int" and number != int(number):
+                raise ValueError(f"cycle field {f.name!r} is {raw!r}, not an integer")
+            values[f.name] = None if number is None else (int(number) if f.type == "int" else number)
+        return cls(**values)
 
 
 class GenSynth:
@@ -118,41 +135,73 @@ class GenSynth:
         self._excluded: set[bytes] = set()  # value rows never to propose again
         self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
         self._conditioned_on = -1  # data version θ_I was last conditioned on
+        self._metric_keys = tuple(dict.fromkeys(objective.inputs + self.requirements.metrics))  # kept first
 
     # -- the loop -------------------------------------------------------------------------
     @_single_threaded
     def ask(self) -> Architecture:
-        """The next network to train (marked pending until `tell`)."""
+        """The next network to train (marked pending until `tell`).
+
+        Never raises: should choosing fail (any exception, MemoryError included), the failure
+        is logged and a sample of θ_G is proposed instead."""
         self._asks += 1
-        arch = self._choose()
+        arch = self._safely("choosing a candidate", self._choose, None)
+        if arch is None:
+            arch = self._fallback_proposal()
         self.pending.add(arch)
         self._exclude(arch)
         return arch
 
     @_single_threaded
-    def tell(self, arch: Architecture, metrics: Optional[Mapping[str, Any]]) -> None:
-        """Record the result of training `arch`; None (or a result without U) is a failure.
+    def tell(self, arch: Architecture, metrics: Any) -> None:
+        """Record the result of training `arch` (proposed by `ask`). Never raises, whatever
+        `metrics` holds.
+
+        `metrics` is what the trial reported, as it came: a dict (`default`, `accuracy`,
+        `latency_ms`, ..., probe `responses`), a bare number (read as `default`), JSON text of
+        either, or None when the trial ended without a result. It is validated here by
+        `clean_metrics`: finite numbers, bools and short texts are kept; NaN, ±inf,
+        integers too large for a float, lists, nested dicts, oversized texts or dicts are
+        dropped with a warning that names the key; `responses` is parsed within bounds.
+
+        The result is a success when U can be computed from what is left together with the
+        device measurements of `arch`; otherwise — None, garbage, a missing objective metric,
+        NetScore from an accuracy above 100 % or a zero parameter count — it is recorded as a
+        failure (in `failed`, with `score` None). Failures count toward the cycle too.
 
         A second result for the same network (a late metric after NNI reported the trial ended,
         or a re-proposal of a used-up finite space) replaces the first and does not count
-        toward the cycle again."""
+        toward the cycle again.
+
+        The `population_size`-th result of a cycle closes it: θ_I is refitted and Δθ_G applied
+        (see `_learn`). A surrogate that cannot be refitted (a singular kernel, MemoryError) is
+        logged and the previous θ_I kept; the cycle still closes."""
         counted = arch in self.records
-        self._record(arch, metrics)
+        reported = clean_metrics(metrics, keep=self._metric_keys) if metrics is not None else None
+        self._record(arch, reported)
         if counted:
             return
         self._results_in_cycle += 1
         if self._results_in_cycle >= self.population_size:
             self._end_cycle()
 
-    def _record(self, arch: Architecture, metrics: Optional[Mapping[str, Any]]) -> None:
+    def _record(self, arch: Architecture, reported: Optional[dict], scored: bool = True) -> None:
+        """Store a result: `reported` is a clean metric dict (see `clean_metrics`), None when the
+        trial gave none; with `scored` False it is a failure whatever it holds (a failed result
+        read back from a saved state)."""
         self.pending.discard(arch)
         merged = dict(self.measurements.get(arch, {}))
         score = None
         responses = None
-        if metrics is not None:
-            merged.update({k: v for k, v in metrics.items() if k != RESPONSES_KEY})
-            score = self.objective.score(merged)
-            responses = parse_responses(metrics.get(RESPONSES_KEY))
+        if reported is not None:
+            reported = dict(reported)
+            responses = reported.pop(RESPONSES_KEY, None)
+            merged.update(reported)
+            if scored:
+                score = self.objective.score(merged)
+                if score is None:
+                    _logger.warning("result for %s gives no usable U (%r): recorded as a failure",
+                                    arch.encode(), self.objective.metric)
         record = self.records.get(arch) or Record(arch)
         record.responses = responses
         if score is None:
@@ -183,9 +232,10 @@ class GenSynth:
             _logger.warning("profiler failed on %s: %s", arch.encode(), exc)
             return None
         if not isinstance(result, Mapping):
-            _logger.warning("profiler returned %r (not a dict) for %s; ignored", result, arch.encode())
+            _logger.warning("profiler returned %s (not a dict) for %s; ignored", short_repr(result), arch.encode())
             return None
-        clean = {k: v for k, v in result.items() if isinstance(k, str)}
+        clean = clean_metrics(result, keep=self.requirements.metrics) or {}
+        clean.pop(RESPONSES_KEY, None)
         self._remember_measurement(arch, clean)
         self._data_version += 1
         return clean
@@ -312,10 +362,36 @@ class GenSynth:
         return max(scores) if scores else None
 
     def _condition(self) -> None:
-        """Condition θ_I on everything known, without refitting hyperparameters."""
+        """Condition θ_I on everything known, without refitting hyperparameters. A failure is
+        logged and θ_I stays conditioned on the data it had (tried again when data arrive)."""
         if self._conditioned_on != self._data_version:
-            self.inquisitor.refit(self._all_records(), optimize=False)
             self._conditioned_on = self._data_version
+            self._safely("conditioning θ_I on new data",
+                         lambda: self.inquisitor.refit(self._all_records(), optimize=False), None)
+
+    def _safely(self, what: str, step: Callable[[], T], fallback: T) -> T:
+        """`step()`, or `fallback` when it raises: learning and choosing must never stop the search.
+
+        The guard between the surrogates and `ask`/`tell`. MemoryError is caught too: here it
+        comes from one oversized matrix, and the engine goes on without it."""
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            _logger.warning("GenSynth: %s failed (%s: %s); carrying on without it", what, type(exc).__name__,
+                            short_repr(str(exc)))
+            _logger.debug("GenSynth: %s failed", what, exc_info=True)
+            return fallback
+
+    def _fallback_proposal(self) -> Architecture:
+        """A sample of θ_G; should sampling fail too, the first option and the middle value of
+        every decision."""
+        sample = self._safely("sampling θ_G", lambda: self.generator.sample(self.rng), None)
+        if sample is not None:
+            return sample
+        values: dict = {}
+        for d in self.space.active(values):
+            values[d.key] = 0 if isinstance(d, ChoiceDecision) else d.from_unit(0.5 if d.bounded else 0.0)
+        return self.space.make(list(values.items()))
 
     def _all_records(self) -> list[Record]:
         """Trained records plus measured-only ones (they inform the requirement surrogates)."""
@@ -339,12 +415,7 @@ class GenSynth:
 
     # -- cycles -------------------------------------------------------------------------------
     def _end_cycle(self) -> None:
-        self.inquisitor.refit(self._all_records(), optimize=True, rng=self.rng)
-        self._conditioned_on = self._data_version
-        predicted = self._predicted_elite()
-        delta = self.inquisitor.generator_delta(self.generator, list(self.records.values()), predicted,
-                                                use_responses=self.use_responses)
-        self.generator.apply(delta)
+        delta_norm = self._learn()
         window = list(self.records.values())[-self._results_in_cycle:]
         stats = CycleStats(
             cycle=len(self.cycles) + 1,
@@ -352,19 +423,39 @@ class GenSynth:
             best_u=self.best_u(),
             feasible_fraction=(sum(1 for r in window if r.feasible) / len(window)) if window else 0.0,
             entropy=self.generator.entropy(),
-            delta_norm=delta.norm(),
+            delta_norm=delta_norm,
             profiler_calls=self.profiler_calls,
             seconds=time.monotonic() - self._cycle_started,
+            trust=self.inquisitor.trust.summary(),
         )
         self.cycles.append(stats)
         self._results_in_cycle = 0
         self._cycle_started = time.monotonic()
         _logger.info("cycle %d: %d results, best U %s, feasible %.0f%%, generator entropy %.3f, |Δθ_G| %.3f, "
-                     "%d profiler calls", stats.cycle, stats.results,
+                     "%d profiler calls, probe trust %s", stats.cycle, stats.results,
                      "n/a" if stats.best_u is None else f"{stats.best_u:.4g}", 100 * stats.feasible_fraction,
-                     stats.entropy, stats.delta_norm, stats.profiler_calls)
+                     stats.entropy, stats.delta_norm, stats.profiler_calls, stats.trust or "n/a")
         if self.on_cycle is not None:
-            self.on_cycle(stats)
+            self._safely("the on_cycle callback", lambda: self.on_cycle(stats), None)
+
+    def _learn(self) -> float:
+        """One cycle's learning; returns |Δθ_G|. θ_I is refitted on everything known, then Δθ_G —
+        toward the elite and the unseen networks θ_I ranks best — is applied to θ_G. A step that
+        fails is logged and skipped, leaving what it would have changed as it was: when the
+        refit fails the previous θ_I is kept, and Δθ_G is still learned from the results."""
+        if self._safely("refitting θ_I", self._refit, False):
+            self._conditioned_on = self._data_version
+        predicted = self._safely("ranking unseen networks by θ_I", self._predicted_elite, [])
+        delta = self._safely("computing Δθ_G", lambda: self.inquisitor.generator_delta(
+            self.generator, list(self.records.values()), predicted, use_responses=self.use_responses), None)
+        if delta is None or not self._safely("applying Δθ_G", lambda: self.generator.apply(delta) or True, False):
+            return 0.0
+        return delta.norm()
+
+    def _refit(self) -> bool:
+        """Refit θ_I's hyperparameters and condition it on everything known (True when done)."""
+        self.inquisitor.refit(self._all_records(), optimize=True, rng=self.rng)
+        return True
 
     def _predicted_elite(self, k: int = 6) -> list[Architecture]:
         """Unseen networks the surrogates rank best among likely-feasible samples of θ_G."""
@@ -410,20 +501,21 @@ class GenSynth:
 
     @_single_threaded
     def generate(self, n: int, max_profiler_calls: Optional[int] = None) -> list[Architecture]:
-        """n distinct networks from the taught generator that meet 1_r by measurement.
+        """n distinct networks from the taught generator, those most likely to meet every
+        requirement first, each meeting 1_r by measurement.
 
-        Candidates are the best trained feasible networks and fresh samples of θ_G ranked by
-        the surrogates; each is measured (when a profiler is set) before it is accepted.
-        Returns fewer than n only when the call budget (default 20·n) runs out.
+        Candidates: the trained networks that met 1_r (best U first: known to meet it), then
+        untrained ones — neighbours of those networks (one or two decisions changed) and fresh
+        samples of θ_G — ranked by the inquisitor's probability of meeting every requirement,
+        accuracy included (surrogates of the trained results; measured figures used where
+        known), then by predicted U. Each is measured (when a profiler is set) before it is
+        accepted. Returns fewer than n only when the call budget (default 20·n) runs out.
         """
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         budget = 20 * n if max_profiler_calls is None else max_profiler_calls
         chosen: list[Architecture] = []
-        candidates = [r.arch for r in self.best(n)]
-        rows = self._unique_samples(max(50 * n, 200), exclude_seen=False)
-        order, _ = self._rank_by_prediction(rows)
-        candidates += [self.space.architecture(rows[j]) for j in order[: 40 * n]]
+        candidates = [r.arch for r in self.best(n)] + self._generation_candidates(40 * n)
         calls = 0
         for arch in dict.fromkeys(candidates):
             if len(chosen) >= n:
@@ -435,6 +527,33 @@ class GenSynth:
             if self._meets_requirements_now(arch):
                 chosen.append(arch)
         return chosen
+
+    def _generation_candidates(self, k: int) -> list[Architecture]:
+        """Up to k untrained networks, ordered by P(every requirement met) in steps of 0.05, then
+        by predicted U: neighbours of the best feasible networks and samples of θ_G."""
+        rows = [self._unique_samples(max(k, 200), exclude_seen=False)]
+        elite = [self.space.values_row(a) for a in self._elite(5)]
+        if elite:
+            parents = np.stack(elite)[self.rng.integers(len(elite), size=4 * k)]
+            rows.append(self.generator.mutate_rows(parents, self.rng, 1 + (self.rng.random(4 * k) < 0.3)))
+        pool = np.vstack(rows)
+        keys: set[bytes] = set()
+        keep = []
+        for j, row in enumerate(pool):
+            key = row.tobytes()
+            if key not in keys and self.space.architecture(row) not in self.records:
+                keys.add(key)
+                keep.append(j)
+        pool = pool[keep]
+        if len(pool) == 0:
+            return []
+        self._condition()
+        x = self.space.features(pool)
+        known = [self.measurements.get(self.space.architecture(row)) for row in pool]
+        p_all = self.inquisitor.feasibility(x, known=known)
+        mean, _ = self.inquisitor.predict_score(x) if self.inquisitor.u_model.fitted else (np.zeros(len(pool)), None)
+        order = np.lexsort((-mean, -np.round(p_all / 0.05)))
+        return [self.space.architecture(pool[j]) for j in order[:k]]
 
     def _meets_requirements_now(self, arch: Architecture) -> bool:
         known = dict(self.records[arch].metrics or {}) if arch in self.records else {}
@@ -449,9 +568,10 @@ class GenSynth:
 
     # -- persistence ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Everything learned, as JSON-able data (no pickles): θ_G, θ_I, results, measurements."""
-        return {
-            "version": 1,
+        """Everything learned, as JSON data (no pickles; no NaN or inf, so `json.dumps(...,
+        allow_nan=False)` accepts it): θ_G, θ_I, results, measurements, pending proposals."""
+        return json_safe({
+            "version": STATE_VERSION,
             "generator": self.generator.state_dict(),
             "u_model": self.inquisitor.u_model.hyperparameters(),
             "metric_models": {m: g.hyperparameters() for m, g in self.inquisitor.metric_models.items()},
@@ -460,36 +580,116 @@ class GenSynth:
                         for r in self.records.values()],
             "measurements": [{"parameters": self.space.to_parameters(a), "metrics": m}
                              for a, m in self.measurements.items()],
-            "pending": [self.space.to_parameters(a) for a in self.pending],
+            "pending": [self.space.to_parameters(a) for a in sorted(self.pending, key=Architecture.encode)],
             "cycles": [c.as_dict() for c in self.cycles],
+            "trust": self.inquisitor.trust.state_dict(),
             "profiler_calls": self.profiler_calls,
             "asks": self._asks,
             "results_in_cycle": self._results_in_cycle,
             "rng": self.rng.bit_generator.state,
-        }
+        })
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from `state_dict()` output (same search space): learning resumes, not restarts."""
-        if state.get("version") != 1:
-            raise ValueError(f"unsupported GenSynth state version {state.get('version')!r}")
-        self.generator.load_state_dict(state["generator"])
-        self.inquisitor.u_model.set_hyperparameters(state["u_model"])
-        for metric, hp in state.get("metric_models", {}).items():
-            if metric in self.inquisitor.metric_models:
-                self.inquisitor.metric_models[metric].set_hyperparameters(hp)
+    def load_state_dict(self, state: Any) -> None:
+        """Continue from `state_dict()` output (same search space): learning resumes, not restarts.
+
+        Tolerant of damage: each part — θ_G, the surrogates' hyperparameters, every record,
+        measurement and pending proposal, the cycles, the counters, the RNG — is validated on
+        its own; what is valid is loaded, what is not is skipped with a warning (a record
+        outside the search space, metrics of garbage, a truncated list...). Raises StateError,
+        with the engine unchanged, only when nothing usable is there: not a dict, another
+        version, or neither θ_G nor any record, measurement or pending proposal fits."""
+        if not isinstance(state, Mapping):
+            raise StateError(f"GenSynth state must be a JSON object, got {type(state).__name__}")
+        if state.get("version") != STATE_VERSION:
+            raise StateError(f"unsupported GenSynth state version {short_repr(state.get('version'))}")
+        measurements = self._saved_entries(state, "measurements", self._saved_measurement)
+        pending = self._saved_entries(state, "pending", self.space.from_parameters)
+        records = self._saved_entries(state, "records", self._saved_record)
+        generator = self._safely("restoring θ_G", lambda: self.generator.load_state_dict(state.get("generator")) or True,
+                                 False)
+        if not (generator or measurements or pending or records):
+            raise StateError("GenSynth state holds nothing usable for this search space")
+        self._load_hyperparameters(state)
         self.measurements = {}
-        for m in state.get("measurements", []):
-            self._remember_measurement(self.space.from_parameters(m["parameters"]), dict(m["metrics"]))
-        self.records = {}
-        for entry in state.get("records", []):
-            metrics = dict(entry["metrics"], **{RESPONSES_KEY: entry.get("responses")}) if entry.get("trained") else None
-            self._record(self.space.from_parameters(entry["parameters"]), metrics)
-        self._results_in_cycle = int(state.get("results_in_cycle", 0))
-        for params in state.get("pending", []):
-            # proposed before the stop, result unknown: never proposed again (a late result,
-            # or NNI's replay of finished trials on resume, is still learned through `tell`)
-            self._exclude(self.space.from_parameters(params))
-        self.cycles = [CycleStats(**c) for c in state.get("cycles", [])]
-        self.profiler_calls = int(state.get("profiler_calls", 0))
-        self._asks = int(state.get("asks", 0))
-        self.rng.bit_generator.state = state["rng"]
+        for arch, measured in measurements:
+            self._remember_measurement(arch, measured)
+        for arch in pending:  # proposed before the stop, result unknown: never proposed again (a
+            self.pending.add(arch)  # late result, or NNI's replay of finished trials, still comes through `tell`)
+            self._exclude(arch)
+        self.records, self.failed = {}, set()
+        for arch, reported, trained in records:
+            self._record(arch, reported, scored=trained)
+        self.cycles = self._saved_entries(state, "cycles", CycleStats.from_dict)
+        self._safely("restoring the probe trust", lambda: self.inquisitor.trust.load_state_dict(state.get("trust") or {}),
+                     None)
+        self.profiler_calls = _saved_count(state, "profiler_calls")
+        self._asks = _saved_count(state, "asks")
+        self._results_in_cycle = min(_saved_count(state, "results_in_cycle"), self.population_size - 1)
+        self._load_rng(state.get("rng"))
+
+    def _saved_entries(self, state: Mapping[str, Any], key: str, parse: Callable[[Any], Any]) -> list:
+        """`parse` of each entry of the list `state[key]`, skipping (with one warning) those it rejects."""
+        saved = state.get(key, [])
+        if not isinstance(saved, list):
+            _logger.warning("GenSynth state: %r is not a list; skipped", key)
+            return []
+        parsed, skipped = [], 0
+        for entry in saved:
+            try:
+                parsed.append(parse(entry))
+            except Exception:  # noqa: BLE001 - one damaged entry must not lose the others
+                skipped += 1
+        if skipped:
+            _logger.warning("GenSynth state: %d of %d %s skipped (damaged, or outside this search space)",
+                            skipped, len(saved), key)
+        return parsed
+
+    def _saved_measurement(self, entry: Any) -> tuple[Architecture, dict]:
+        """(architecture, clean metrics) of a saved measurement; an exception when unusable."""
+        arch = self.space.from_parameters(entry["parameters"])
+        if not isinstance(entry["metrics"], Mapping):
+            raise ValueError("measurement metrics must be an object")
+        measured = clean_metrics(entry["metrics"], keep=self.requirements.metrics)
+        measured.pop(RESPONSES_KEY, None)
+        return arch, measured
+
+    def _saved_record(self, entry: Any) -> tuple[Architecture, dict, bool]:
+        """(architecture, clean metrics with responses, trained) of a saved record; an exception
+        when unusable. A record's metrics merge a result and a measurement: twice the key limit."""
+        arch = self.space.from_parameters(entry["parameters"])
+        metrics = entry.get("metrics")
+        reported = clean_metrics(metrics, self._metric_keys, 2 * MAX_METRICS) if isinstance(metrics, Mapping) else {}
+        responses = parse_responses(entry.get("responses"))
+        if responses is not None:
+            reported[RESPONSES_KEY] = responses
+        return arch, reported, entry.get("trained") is True
+
+    def _load_hyperparameters(self, state: Mapping[str, Any]) -> None:
+        """θ_I's saved hyperparameters, each surrogate's on its own (a bad one keeps the defaults)."""
+        saved_metric_models = state.get("metric_models")
+        if not isinstance(saved_metric_models, Mapping):
+            saved_metric_models = {}
+        models = [("U", self.inquisitor.u_model, state.get("u_model"))]
+        models += [(m, g, saved_metric_models.get(m)) for m, g in self.inquisitor.metric_models.items()]
+        for name, model, saved in models:
+            if saved is not None:
+                self._safely(f"restoring the {name} surrogate's hyperparameters",
+                             lambda: model.set_hyperparameters(saved), None)
+
+    def _load_rng(self, saved: Any) -> None:
+        """The saved RNG state; an unusable one leaves the seeded RNG as it is."""
+        before = self.rng.bit_generator.state
+        try:
+            self.rng.bit_generator.state = saved
+        except Exception as exc:  # noqa: BLE001 - numpy raises TypeError, ValueError or KeyError
+            self.rng.bit_generator.state = before
+            _logger.warning("GenSynth state: RNG state unusable (%s); continuing from the seed", short_repr(str(exc)))
+
+
+def _saved_count(state: Mapping[str, Any], key: str) -> int:
+    """A non-negative integer from a saved state (0, with a warning, when damaged)."""
+    value = state.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        _logger.warning("GenSynth state: %r is %s, not a count; 0 used", key, short_repr(value))
+        return 0
+    return value

@@ -23,9 +23,11 @@ from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
 from .generator import Generator, GeneratorDelta
+from .metrics import finite_float
 from .objective import Requirements
 from .space import Architecture, ChoiceDecision, SearchSpace, SearchSpaceError, key_name
 from .surrogate import GaussianProcess
+from .trust import ProbeTrust
 
 
 def categorical_mask(space: SearchSpace) -> np.ndarray:
@@ -54,6 +56,7 @@ class Inquisitor:
         self.metric_models = {m: GaussianProcess(mask) for m in requirements.metrics}
         self._log_scale: dict[str, bool] = {}
         self.best_z: Optional[float] = None  # best feasible U on the copula scale
+        self.trust = ProbeTrust(space)  # how far each kind of probe response has proved right
         self._feature_cache: dict[Architecture, np.ndarray] = {}
 
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
@@ -72,7 +75,34 @@ class Inquisitor:
         """Condition every surrogate on the records (hyperparameters refitted if `optimize`).
 
         A requirement surrogate keeps the newest `max_metric_points` measurements: hardware
-        metrics are smooth in the architecture, and the posterior cost grows with n³."""
+        metrics are smooth in the architecture, and the posterior cost grows with n³. When any
+        surrogate fails (a singular kernel, MemoryError), the error propagates with θ_I exactly
+        as it was before the call, never half refitted."""
+        saved = self._snapshot()
+        try:
+            self._refit(records, optimize, rng, max_metric_points)
+        except BaseException:
+            self._restore(saved)
+            raise
+
+    def _snapshot(self) -> dict:
+        """θ_I as it stands: every surrogate's attributes (an update replaces them, never changes
+        them in place, so a shallow copy is a snapshot), the best feasible U and the metric scales."""
+        models = [self.u_model, *self.metric_models.values()]
+        return {"models": [(m, dict(m.__dict__)) for m in models], "best_z": self.best_z,
+                "log_scale": dict(self._log_scale)}
+
+    def _restore(self, saved: dict) -> None:
+        for model, attributes in saved["models"]:
+            model.__dict__.clear()
+            model.__dict__.update(attributes)
+        self.best_z, self._log_scale = saved["best_z"], saved["log_scale"]
+
+    def _refit(self, records: Sequence[Record], optimize: bool, rng: Optional[np.random.Generator],
+               max_metric_points: int) -> None:
+        # Everything here is derived from `records` alone (a surrogate with no data left forgets
+        # its posterior, a metric's scale follows its values), so a resumed engine that is given
+        # the same records ranks exactly as the one that saved them.
         trained = [r for r in records if r.score is not None]
         self.best_z = None
         if trained:
@@ -80,39 +110,48 @@ class Inquisitor:
             self.u_model.fit(self.features([r.arch for r in trained]), z, optimize=optimize, rng=rng)
             feasible_z = [zi for zi, r in zip(z, trained) if r.feasible]
             self.best_z = max(feasible_z) if feasible_z else None
+        else:
+            self.u_model.forget()  # every result was replaced by a failure
         for metric, model in self.metric_models.items():
             known = [(r.arch, r.metrics[metric]) for r in records if r.metrics and _is_number(r.metrics.get(metric))]
             if not known:
+                model.forget()
                 continue
             known = known[-max_metric_points:]
             values = np.array([float(v) for _, v in known])
-            if metric not in self._log_scale:
-                self._log_scale[metric] = bool(np.all(values > 0))
+            self._log_scale[metric] = bool(np.all(values > 0))  # log scale for positive metrics only
             if self._log_scale[metric]:
-                if np.any(values <= 0):  # a non-positive value: model on linear scale from now on
-                    self._log_scale[metric] = False
-                else:
-                    values = np.log(values)
+                values = np.log(values)
             model.fit(self.features([a for a, _ in known]), values, optimize=optimize, rng=rng)
 
     # -- screening ------------------------------------------------------------------------
-    def feasibility(self, x: np.ndarray) -> np.ndarray:
-        """P(1_r = 1) for each row, from the requirement surrogates (1 where none is fitted)."""
+    def feasibility(self, x: np.ndarray, known: Optional[Sequence[Optional[Mapping]]] = None) -> np.ndarray:
+        """P(1_r = 1) for each row, from the requirement surrogates (1 where none is fitted).
+
+        `known[j]`, when given, holds figures already measured for row j: a requirement on a
+        known figure counts as met (1) or broken (0) instead of predicted."""
         p = np.ones(len(x))
         for bound in self.requirements.bounds:
             model = self.metric_models[bound.metric]
-            if not model.fitted:
-                continue
-            mean, std = model.predict(x)
-            log = self._log_scale.get(bound.metric, False)
-            if bound.max is not None:
-                limit = math.log(bound.max) if log and bound.max > 0 else bound.max
-                p *= ndtr((limit - mean) / std) if not (log and bound.max <= 0) else 0.0
-            if bound.min is not None:
-                if log and bound.min <= 0:
-                    continue
-                limit = math.log(bound.min) if log else bound.min
-                p *= ndtr((mean - limit) / std)
+            if model.fitted:
+                mean, std = model.predict(x)
+                log = self._log_scale.get(bound.metric, False)
+                if bound.max is not None:
+                    limit = math.log(bound.max) if log and bound.max > 0 else bound.max
+                    p_bound = ndtr((limit - mean) / std) if not (log and bound.max <= 0) else np.zeros(len(x))
+                else:
+                    p_bound = np.ones(len(x))
+                if bound.min is not None and not (log and bound.min <= 0):
+                    limit = math.log(bound.min) if log else bound.min
+                    p_bound = p_bound * ndtr((mean - limit) / std)
+            else:
+                p_bound = np.ones(len(x))
+            if known is not None:
+                for j, facts in enumerate(known):
+                    value = facts.get(bound.metric) if isinstance(facts, Mapping) else None
+                    if _is_number(value):
+                        p_bound[j] = float(bound.violation(float(value)) == 0.0)
+            p *= p_bound
         return p
 
     def expected_improvement(self, x: np.ndarray) -> np.ndarray:
@@ -140,6 +179,7 @@ class Inquisitor:
         scored = [r for r in records if r.score is not None]
         if not scored:
             return GeneratorDelta()
+        self.trust.learn(records)
         feasible = [r for r in scored if r.feasible]
         if feasible:
             ranked = sorted(feasible, key=lambda r: -r.score)
@@ -156,7 +196,8 @@ class Inquisitor:
         if use_responses:
             # what the probes say the elite networks should have been: each response moves
             # its decision (e.g. a width toward the channels that carry importance, a block
-            # whose removal costs little toward removal), weighted by the network's rank
+            # whose removal costs little toward removal), weighted by the network's rank and by
+            # how far responses of that kind have proved right (self.trust)
             for record, w in zip(ranked[:k], _rank_weights(k)):
                 suggestion = self.suggested_architecture(record)
                 if suggestion is not None:
@@ -166,8 +207,9 @@ class Inquisitor:
         return self._delta_toward(generator, elite, np.array(weights), learning_rate)
 
     def suggested_architecture(self, record: Record) -> Optional[tuple[Architecture, float]]:
-        """The record's network with every probed decision set to its response target, and the
-        mean response weight; None when the record carries no usable response."""
+        """The record's network with every trusted probed decision set to its response target,
+        and the mean of response weight times trust; None when no usable response is left.
+        Responses of a kind that has misled more often than not (trust below 0.5) are left out."""
         if not record.responses:
             return None
         values = record.arch.as_dict()
@@ -178,7 +220,8 @@ class Inquisitor:
             if d is None or d.key not in values or not isinstance(response, Mapping) or "target" not in response:
                 continue
             weight = response.get("weight", 1.0)
-            if not _is_number(weight) or weight <= 0:
+            trust = self.trust.trust(name)
+            if not _is_number(weight) or weight <= 0 or trust < 0.5:
                 continue
             try:
                 if isinstance(d, ChoiceDecision):
@@ -186,12 +229,12 @@ class Inquisitor:
                         continue  # changing a nested choice would need its sub-decisions
                     values[d.key] = self.space.parse_decision_value(d, response["target"])
                 elif _is_number(response["target"]):
-                    values[d.key] = d.legalize(float(response["target"]))
+                    values[d.key] = d.validate(d.legalize(float(response["target"])))
                 else:
                     continue
             except SearchSpaceError:
                 continue
-            weights.append(float(min(weight, 1.0)))
+            weights.append(float(min(weight, 1.0)) * trust)
         if not weights:
             return None
         return self.space.make(list(values.items())), float(np.mean(weights))
@@ -243,4 +286,4 @@ def _rank_weights(n: int) -> np.ndarray:
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return finite_float(value) is not None

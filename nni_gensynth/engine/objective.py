@@ -15,11 +15,15 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from .metrics import finite_float
+
 MAXIMIZE = "maximize"
 MINIMIZE = "minimize"
 
-# Objective names computed from other metrics rather than read from the report.
-DERIVED_OBJECTIVES = ("netscore", "netscore_hw")
+# Objective names computed from other metrics rather than read from the report: the cost
+# metric each puts in NetScore's denominator, and the log10 of the unit it is counted in.
+NETSCORE_COST = {"netscore": ("macs", 9), "netscore_hw": ("latency_ms", 0)}
+DERIVED_OBJECTIVES = tuple(NETSCORE_COST)
 
 
 def accuracy_percent(accuracy: float) -> float:
@@ -32,32 +36,40 @@ def netscore(accuracy: float, params: float, macs: float,
     """NetScore Ω in dB from accuracy (fraction or %), a parameter count and a MAC count.
 
     `params` and `macs` are raw counts; they are converted to millions and billions here.
-    """
-    a = accuracy_percent(accuracy)
-    p = params / 1e6
-    m = macs / 1e9
-    if a <= 0 or p <= 0 or m <= 0:
-        raise ValueError(f"netscore needs positive accuracy, params and macs (got {accuracy}, {params}, {macs})")
-    return 20.0 * math.log10(a ** alpha / (p ** beta * m ** gamma))
+    ValueError when they do not define a score (see `netscore_db`)."""
+    score = netscore_db(accuracy, params, macs, NETSCORE_COST["netscore"][1], alpha, beta, gamma)
+    if score is None:
+        raise ValueError(f"netscore needs an accuracy in (0, 100%] and positive, finite params and macs "
+                         f"(got {accuracy!r}, {params!r}, {macs!r})")
+    return score
 
 
 def netscore_hw(accuracy: float, params: float, latency_ms: float,
                 alpha: float = 2.0, beta: float = 0.5, gamma: float = 0.5) -> float:
     """Hardware NetScore in dB: NetScore with measured latency in ms in place of GMACs."""
-    a = accuracy_percent(accuracy)
-    p = params / 1e6
-    if a <= 0 or p <= 0 or latency_ms <= 0:
-        raise ValueError(
-            f"netscore_hw needs positive accuracy, params and latency_ms (got {accuracy}, {params}, {latency_ms})")
-    return 20.0 * math.log10(a ** alpha / (p ** beta * latency_ms ** gamma))
+    score = netscore_db(accuracy, params, latency_ms, NETSCORE_COST["netscore_hw"][1], alpha, beta, gamma)
+    if score is None:
+        raise ValueError(f"netscore_hw needs an accuracy in (0, 100%] and positive, finite params and "
+                         f"latency_ms (got {accuracy!r}, {params!r}, {latency_ms!r})")
+    return score
 
 
-def _finite(value: Any) -> Optional[float]:
-    """`value` as a float when it is a finite number (bools excluded), else None."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+def netscore_db(accuracy: Any, params: Any, cost: Any, cost_unit_log10: int,
+                alpha: float = 2.0, beta: float = 0.5, gamma: float = 0.5) -> Optional[float]:
+    """Ω = 20·log10(a^α / (p^β · m^γ)), or None unless 0 < a <= 100 % and params and cost are
+    positive and finite. a: accuracy (fraction or %); p: params / 1e6; m: cost / 10^cost_unit_log10
+    (9 for a MAC count in GMACs, 0 for a latency in ms).
+
+    A sum of logarithms, so it is finite for every input it accepts, where the quotient of
+    powers would overflow (an accuracy of 1e200) or underflow (a latency of 1e-320)."""
+    a, p, m = finite_float(accuracy), finite_float(params), finite_float(cost)
+    if a is None or p is None or m is None or a <= 0 or p <= 0 or m <= 0:
         return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    a = accuracy_percent(a)
+    if a > 100.0:
+        return None
+    log_p, log_m = math.log10(p) - 6, math.log10(m) - cost_unit_log10
+    return 20.0 * (alpha * math.log10(a) - beta * log_p - gamma * log_m)
 
 
 @dataclass(frozen=True)
@@ -77,18 +89,21 @@ class Objective:
         if not isinstance(self.metric, str) or not self.metric:
             raise ValueError(f"objective must be a non-empty metric name, got {self.metric!r}")
 
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The metric keys U reads (the metric itself, and what a derived objective is computed from)."""
+        if self.metric in NETSCORE_COST:
+            return (self.metric, "accuracy", "params", NETSCORE_COST[self.metric][0])
+        return (self.metric,)
+
     def value(self, metrics: Mapping[str, Any]) -> Optional[float]:
-        """U for one result, or None when the result does not carry what U needs."""
+        """U for one result, or None when the result does not carry what U needs (a missing,
+        non-finite or out-of-range value is None, never an exception)."""
         if self.metric in metrics:
-            return _finite(metrics[self.metric])
-        if self.metric in DERIVED_OBJECTIVES:
-            acc = _finite(metrics.get("accuracy"))
-            params = _finite(metrics.get("params"))
-            cost = _finite(metrics.get("macs" if self.metric == "netscore" else "latency_ms"))
-            if acc is None or params is None or cost is None or min(acc, params, cost) <= 0:
-                return None
-            fn = netscore if self.metric == "netscore" else netscore_hw
-            return fn(acc, params, cost)
+            return finite_float(metrics[self.metric])
+        if self.metric in NETSCORE_COST:
+            cost, unit_log10 = NETSCORE_COST[self.metric]
+            return netscore_db(metrics.get("accuracy"), metrics.get("params"), metrics.get(cost), unit_log10)
         return None
 
     def score(self, metrics: Mapping[str, Any]) -> Optional[float]:
@@ -135,11 +150,12 @@ class Requirements:
         return out
 
     def violation(self, metrics: Mapping[str, Any], only_known: bool = False) -> Optional[float]:
-        """Summed relative violation over the bounds; None when a needed metric is missing
-        (unless `only_known`, which judges only the metrics present)."""
+        """Summed relative violation over the bounds (inf when it overflows); None when a needed
+        metric is missing or not a finite number (unless `only_known`, which judges only the
+        usable metrics present). Never raises, whatever the values."""
         total = 0.0
         for b in self.bounds:
-            value = _finite(metrics.get(b.metric))
+            value = finite_float(metrics.get(b.metric))
             if value is None:
                 if only_known:
                     continue
@@ -148,7 +164,7 @@ class Requirements:
         return total
 
     def is_met(self, metrics: Mapping[str, Any], only_known: bool = False) -> Optional[bool]:
-        """1_r(N): True/False, or None when a needed metric is missing (see `violation`)."""
+        """1_r(N): True/False, or None when a needed metric is unknown (see `violation`)."""
         v = self.violation(metrics, only_known=only_known)
         return None if v is None else v == 0.0
 
@@ -178,7 +194,7 @@ def _parse_constraints(constraints: Mapping[str, Any]) -> list[Bound]:
         values = {}
         for side in ("min", "max"):
             if side in spec:
-                v = _finite(spec[side])
+                v = finite_float(spec[side])
                 if v is None:
                     raise ValueError(f"{where}[{side!r}] must be a finite number, got {spec[side]!r}")
                 values[side] = v

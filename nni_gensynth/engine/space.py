@@ -3,11 +3,17 @@
 Every NNI type is supported: choice (with nested `_name` sub-spaces), randint, uniform,
 quniform, loguniform, qloguniform, normal, qnormal, lognormal, qlognormal. Semantics follow
 NNI's documentation: randint is [lower, upper); q-types round to a multiple of q, and the
-bounded ones clip into [low, high]; log-types are uniform/normal in log space.
+bounded ones clip into [low, high]; log-types are uniform/normal in log space (so a
+qlognormal value may round to 0, which is legal for it).
 
 Each decision also has a *unit* coordinate used by the generator and the surrogates: for a
 bounded numeric decision u in [0, 1] (in log space for log types), for a normal one the
-standard score z, for a choice the option index.
+standard score z (clipped to ±Z_MAX), for a choice the option index.
+
+Parsing rejects what cannot be sampled as a finite value of its type — a lognormal whose
+exp overflows or underflows to 0, a normal whose mu ± Z_MAX·sigma overflows, a q so small
+that value / q overflows, randint bounds beyond 2**53 (where floats skip integers), options
+that are not JSON or appear twice — with a SearchSpaceError that names the parameter.
 """
 from __future__ import annotations
 
@@ -19,12 +25,19 @@ import numpy as np
 from scipy.special import ndtr
 
 from .fingerprint import canonical_json, text_hash
+from .metrics import finite_float, short_repr
 
 Key = tuple  # path of a decision: ("optimizer", 0, "lr") = "lr" under option 0 of "optimizer"
 
 NUMERIC_TYPES = ("randint", "uniform", "quniform", "loguniform", "qloguniform",
                  "normal", "qnormal", "lognormal", "qlognormal")
 ALL_TYPES = ("choice",) + NUMERIC_TYPES
+
+# Standard scores of normal types are clipped to ±Z_MAX (a two-sided tail of 1e-15), so a value
+# drawn for them is always within mu ± Z_MAX·sigma, which parsing checks to be finite.
+Z_MAX = 8.0
+MAX_NESTING = 16  # levels of nested choices
+MAX_EXACT_INTEGER = 2.0 ** 53  # randint bounds: every integer up to here is exactly a float
 
 
 class SearchSpaceError(ValueError):
@@ -102,23 +115,29 @@ class NumericDecision:
         v = float(self.legalize_array(np.array([x], dtype=float))[0])
         return int(v) if self.integer else v
 
+    # Bounded transforms work on halves (lo/2, hi/2): halving is exact, so the results are the
+    # same bits as (x - lo) / (hi - lo), and hi - lo cannot overflow for a range like ±1e308.
     def to_unit_array(self, values: np.ndarray) -> np.ndarray:
         """`to_unit` for an array of values."""
-        x = np.log(values) if self.log else np.asarray(values, dtype=float)
+        with np.errstate(divide="ignore"):  # log(0) of a qlognormal 0: -inf, clipped below
+            x = np.log(values) if self.log else np.asarray(values, dtype=float)
         if self.bounded:
             lo, hi = self._lo_hi()
-            return np.full_like(x, 0.5) if hi == lo else np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-        return (x - self.mu) / self.sigma
+            if hi == lo:
+                return np.full_like(x, 0.5)
+            return np.clip((x / 2 - lo / 2) / (hi / 2 - lo / 2), 0.0, 1.0)
+        return np.clip((x - self.mu) / self.sigma, -Z_MAX, Z_MAX)
 
     def from_unit_array(self, units: np.ndarray) -> np.ndarray:
         """`from_unit` for an array of unit coordinates (integers returned as floats)."""
         if self.bounded:
             lo, hi = self._lo_hi()
-            x = lo + np.clip(units, 0.0, 1.0) * (hi - lo)
+            x = 2 * (lo / 2 + np.clip(units, 0.0, 1.0) * (hi / 2 - lo / 2))
         else:
-            x = self.mu + np.asarray(units, dtype=float) * self.sigma
+            x = self.mu + np.clip(np.asarray(units, dtype=float), -Z_MAX, Z_MAX) * self.sigma
         if self.log:
-            x = np.exp(x)
+            with np.errstate(over="ignore", under="ignore"):  # bounded: clipped to the bounds below
+                x = np.exp(x)
         return self.legalize_array(x)
 
     def legalize_array(self, x: np.ndarray) -> np.ndarray:
@@ -126,26 +145,32 @@ class NumericDecision:
         if self.integer:
             return np.clip(np.round(x), self.low, self.high) + 0.0
         if self.q is not None:
-            x = np.round(x / self.q) * self.q
+            with np.errstate(over="ignore"):  # a bounded grid's last step may pass max float: clipped
+                x = np.round(x / self.q) * self.q
         if self.bounded:
             x = np.clip(x, self.low, self.high)
         return x + 0.0  # no negative zero: rows are compared by their bytes
+
+    @property
+    def zero_allowed(self) -> bool:
+        """Whether 0 is legal for a log type: only for qlognormal, where exp(x) rounds to 0."""
+        return self.log and self.q is not None and not self.bounded
 
     def validate(self, value: Any) -> Union[int, float]:
         """`value` if it is legal for this decision, else SearchSpaceError naming the key."""
         name = key_name(self.key)
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise SearchSpaceError(f"parameter {name!r} must be a number, got {value!r}")
+            raise SearchSpaceError(f"parameter {name!r} must be a number, got {short_repr(value)}")
         value = value.item() if isinstance(value, (np.integer, np.floating)) else value
-        if not math.isfinite(value):
-            raise SearchSpaceError(f"parameter {name!r} must be finite, got {value!r}")
+        if finite_float(value) is None:
+            raise SearchSpaceError(f"parameter {name!r} must be a finite float, got {short_repr(value)}")
         if self.integer:
             if int(value) != value:
                 raise SearchSpaceError(f"parameter {name!r} (randint) must be an integer, got {value!r}")
             value = int(value)
         if self.bounded and not (self.low - 1e-12 <= value <= self.high + 1e-12):
             raise SearchSpaceError(f"parameter {name!r}={value!r} is outside [{self.low}, {self.high}]")
-        if self.log and value <= 0:
+        if self.log and (value < 0 or (value == 0 and not self.zero_allowed)):
             raise SearchSpaceError(f"parameter {name!r} ({self.type}) must be positive, got {value!r}")
         return value
 
@@ -299,15 +324,21 @@ def _parse(spec: Mapping[str, Any], prefix: Key) -> list[Decision]:
     for name, entry in spec.items():
         if name == "_name":
             continue
+        if not isinstance(name, str):
+            raise SearchSpaceError(f"parameter names must be strings, got {short_repr(name)}")
         key = prefix + (name,)
         where = key_name(key)
+        if len(prefix) >= 2 * MAX_NESTING:
+            raise SearchSpaceError(f"parameter {where!r} is nested more than {MAX_NESTING} choices deep")
         if not isinstance(entry, Mapping) or "_type" not in entry or "_value" not in entry:
-            raise SearchSpaceError(f"parameter {where!r} must be an object with '_type' and '_value', got {entry!r}")
+            raise SearchSpaceError(f"parameter {where!r} must be an object with '_type' and '_value', "
+                                   f"got {short_repr(entry)}")
         type_, value = entry["_type"], entry["_value"]
-        if type_ not in ALL_TYPES:
-            raise SearchSpaceError(f"parameter {where!r} has unknown _type {type_!r}; expected one of {list(ALL_TYPES)}")
+        if not isinstance(type_, str) or type_ not in ALL_TYPES:
+            raise SearchSpaceError(f"parameter {where!r} has unknown _type {short_repr(type_)}; "
+                                   f"expected one of {list(ALL_TYPES)}")
         if not isinstance(value, (list, tuple)):
-            raise SearchSpaceError(f"parameter {where!r}: _value must be a list, got {value!r}")
+            raise SearchSpaceError(f"parameter {where!r}: _value must be a list, got {short_repr(value)}")
         decisions.append(_parse_choice(key, value) if type_ == "choice" else _parse_numeric(key, type_, value))
     return decisions
 
@@ -321,29 +352,56 @@ def _parse_choice(key: Key, options: Sequence[Any]) -> ChoiceDecision:
         raise SearchSpaceError(f"parameter {where!r}: nested choices need '_name' in every option")
     if all(nested_flags):
         names = [o["_name"] for o in options]
-        if len(set(map(repr, names))) != len(names):
-            raise SearchSpaceError(f"parameter {where!r}: nested choice names must be unique, got {names}")
+        _check_options(where, names)
         subspaces = tuple(tuple(_parse(o, key + (i,))) for i, o in enumerate(options))
         return ChoiceDecision(key, tuple(names), subspaces, nested=True)
-    for o in options:
-        try:
-            canonical_json({"v": o})
-        except (TypeError, ValueError) as exc:
-            raise SearchSpaceError(f"parameter {where!r}: option {o!r} is not JSON-serialisable") from exc
-    return ChoiceDecision(key, tuple(options), tuple(None for _ in options))
+    _check_options(where, options)
+    return ChoiceDecision(key, tuple(options), (None,) * len(options))
+
+
+def _check_options(where: str, options: Sequence[Any]) -> None:
+    """Options (or nested-choice names) must be JSON values, each distinct as JSON: an option
+    is known by its canonical JSON, so a twin could never be told apart from the first."""
+    if _option_key(list(options)) is None:  # one call for the common case, then find the culprit
+        for o in options:
+            if _option_key(o) is None:
+                raise SearchSpaceError(f"parameter {where!r}: option {short_repr(o)} is not a JSON value "
+                                       "(or is nested too deeply)")
+    try:
+        if len(set(options)) == len(options):
+            return  # distinct under ==, so distinct as JSON
+    except TypeError:
+        pass  # unhashable options (lists, dicts): compare their JSON
+    seen: dict[str, int] = {}
+    for i, o in enumerate(options):
+        text = _option_key(o)
+        if text in seen:
+            raise SearchSpaceError(f"parameter {where!r}: option {short_repr(o)} appears twice "
+                                   f"(positions {seen[text]} and {i})")
+        seen[text] = i
+
+
+def _option_key(value: Any) -> Optional[str]:
+    """The identity of an option value: its canonical JSON (None when it is not JSON)."""
+    try:
+        return canonical_json({"v": value})
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def _number(where: str, x: Any, what: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        raise SearchSpaceError(f"parameter {where!r}: {what} must be a finite number, got {x!r}")
-    return float(x)
+    value = finite_float(x)
+    if value is None:
+        raise SearchSpaceError(f"parameter {where!r}: {what} must be a finite float, got {short_repr(x)}")
+    return value
 
 
 def _parse_numeric(key: Key, type_: str, value: Sequence[Any]) -> NumericDecision:
     where = key_name(key)
     want = 3 if type_.startswith("q") else 2
     if len(value) != want:
-        raise SearchSpaceError(f"parameter {where!r} ({type_}) needs {want} values in _value, got {list(value)}")
+        raise SearchSpaceError(f"parameter {where!r} ({type_}) needs {want} values in _value, "
+                               f"got {short_repr(list(value))}")
     q = _number(where, value[2], "q") if want == 3 else None
     if q is not None and q <= 0:
         raise SearchSpaceError(f"parameter {where!r} ({type_}): q must be positive, got {q}")
@@ -352,18 +410,50 @@ def _parse_numeric(key: Key, type_: str, value: Sequence[Any]) -> NumericDecisio
         mu, sigma = _number(where, value[0], "mu"), _number(where, value[1], "sigma")
         if sigma <= 0:
             raise SearchSpaceError(f"parameter {where!r} ({type_}): sigma must be positive, got {sigma}")
-        return NumericDecision(key, type_, mu=mu, sigma=sigma, q=q, log=log)
-    low, high = _number(where, value[0], "lower bound"), _number(where, value[1], "upper bound")
-    if type_ == "randint":
+        decision = NumericDecision(key, type_, mu=mu, sigma=sigma, q=q, log=log)
+    elif type_ == "randint":
+        low, high = _number(where, value[0], "lower bound"), _number(where, value[1], "upper bound")
+        if max(abs(low), abs(high)) > MAX_EXACT_INTEGER:
+            raise SearchSpaceError(f"parameter {where!r} (randint): bounds must lie within ±2**53, where "
+                                   f"every integer is a float, got [{value[0]}, {value[1]})")
         lo, hi = math.ceil(low), math.ceil(high) - 1  # NNI: lower inclusive, upper exclusive
         if hi < lo:
             raise SearchSpaceError(f"parameter {where!r} (randint): [{value[0]}, {value[1]}) holds no integer")
         return NumericDecision(key, type_, low=float(lo), high=float(hi), integer=True)
-    if high < low:
-        raise SearchSpaceError(f"parameter {where!r} ({type_}): lower bound {low} exceeds upper bound {high}")
-    if log and low <= 0:
-        raise SearchSpaceError(f"parameter {where!r} ({type_}): bounds must be positive, got {low}")
-    return NumericDecision(key, type_, low=low, high=high, q=q, log=log)
+    else:
+        low, high = _number(where, value[0], "lower bound"), _number(where, value[1], "upper bound")
+        if high < low:
+            raise SearchSpaceError(f"parameter {where!r} ({type_}): lower bound {low} exceeds upper bound {high}")
+        if log and low <= 0:
+            raise SearchSpaceError(f"parameter {where!r} ({type_}): bounds must be positive, got {low}")
+        decision = NumericDecision(key, type_, low=low, high=high, q=q, log=log)
+    _check_finite_range(where, decision)
+    return decision
+
+
+def _check_finite_range(where: str, d: NumericDecision) -> None:
+    """Every value drawn for `d` must be a finite float of its type: the range of a normal type
+    (mu ± Z_MAX·sigma, through exp for log types) must not overflow, nor underflow to 0 for log
+    types, and value / q must not overflow."""
+    with np.errstate(over="ignore", under="ignore"):
+        if d.bounded:
+            ends = np.array([d.low, d.high])
+        else:
+            ends = d.mu + np.array([-Z_MAX, Z_MAX]) * d.sigma
+            if not np.all(np.isfinite(ends)):
+                raise SearchSpaceError(f"parameter {where!r} ({d.type}): mu ± {Z_MAX:g}·sigma overflows a "
+                                       f"float (mu {d.mu}, sigma {d.sigma})")
+            if d.log:
+                ends = np.exp(ends)
+                if not (np.isfinite(ends[1]) and ends[0] > 0):
+                    raise SearchSpaceError(
+                        f"parameter {where!r} ({d.type}): exp(mu ± {Z_MAX:g}·sigma) leaves the positive finite "
+                        f"floats (mu {d.mu}, sigma {d.sigma}; mu ± {Z_MAX:g}·sigma must lie within [-745, 709])")
+        if d.q is not None:
+            steps = np.ceil(np.abs(ends) / d.q)
+            if not np.all(np.isfinite(steps)) or not (d.bounded or np.all(np.isfinite(steps * d.q))):
+                raise SearchSpaceError(f"parameter {where!r} ({d.type}): q = {d.q} does not fit values up to "
+                                       f"{float(np.max(np.abs(ends)))}: value / q or its rounding overflows")
 
 
 # --- walking -----------------------------------------------------------------------------
@@ -420,18 +510,34 @@ def _options(d: Decision) -> list[tuple[Any, Sequence[Decision]]]:
 
 
 def _choice_index(d: ChoiceDecision, raw: Any) -> int:
+    """The index of the option `raw` denotes: the one with the same JSON (1, 1.0 and True are
+    three options), else an equal number (3 for 3.0, as JSON may round-trip ints as floats)."""
     where = key_name(d.key)
     if d.nested:
         if not isinstance(raw, Mapping) or "_name" not in raw:
-            raise SearchSpaceError(f"parameter {where!r} is a nested choice: expected a dict with '_name', got {raw!r}")
+            raise SearchSpaceError(f"parameter {where!r} is a nested choice: expected a dict with '_name', "
+                                   f"got {short_repr(raw)}")
         raw = raw["_name"]
-    for i, option in enumerate(d.options):
-        if type(option) is type(raw) and option == raw:
+    equal = _equal_positions(d.options, raw)
+    text = _option_key(raw) if equal else None
+    for i in equal:
+        if text is not None and _option_key(d.options[i]) == text:
             return i
-    for i, option in enumerate(d.options):  # 3 == 3.0 as JSON may round-trip ints as floats
-        if option == raw and not isinstance(raw, bool) and not isinstance(option, bool):
+    for i in equal:
+        if not isinstance(raw, bool) and not isinstance(d.options[i], bool):
             return i
-    raise SearchSpaceError(f"parameter {where!r}: {raw!r} is not one of the options {list(d.options)}")
+    raise SearchSpaceError(f"parameter {where!r}: {short_repr(raw)} is not one of the options "
+                           f"{short_repr(list(d.options))}")
+
+
+def _equal_positions(options: tuple, raw: Any) -> list[int]:
+    """Indices of the options == raw, found at C speed (a choice may have a million options)."""
+    found: list[int] = []
+    try:
+        while True:
+            found.append(options.index(raw, found[-1] + 1 if found else 0))
+    except Exception:  # noqa: BLE001 - ValueError at the end, or an __eq__ that cannot answer
+        return found
 
 
 def _read(decisions: Sequence[Decision], params: Mapping[str, Any], out: list) -> None:

@@ -13,7 +13,7 @@ generator cycle and conditioned on new data at every suggestion.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -23,6 +23,21 @@ _LOG_W_BOUNDS = (math.log(1e-3), math.log(50.0))
 _LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
 _LOG_SIGNAL_BOUNDS = (math.log(0.05), math.log(20.0))
 _PRIOR_LOG_W_STD = 1.0
+
+
+def standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """((y - mean) / std, mean, std) of targets (std 1 when 0), without overflow: computed on
+    y / 2^k for a power of two near max |y|. Dividing by a power of two is exact, so these are
+    the plain figures whenever those do not overflow, and finite for targets as large as 1e308."""
+    y = np.asarray(y, dtype=float)
+    if len(y) == 0:
+        return y, 0.0, 1.0
+    scale = float(np.ldexp(1.0, int(np.frexp(np.max(np.abs(y)))[1]) - 1))
+    scaled = y / scale
+    mean, std = float(np.mean(scaled)), float(np.std(scaled))
+    if std * scale > 0:  # 0 when the targets are equal, or their spread is below the subnormals
+        return (scaled - mean) / std, mean * scale, std * scale
+    return (scaled - mean) * scale, mean * scale, 1.0
 
 
 def column_distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> np.ndarray:
@@ -43,14 +58,19 @@ def column_distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray) -> n
 def weighted_distance(a: np.ndarray, b: np.ndarray, categorical: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Σ_d w_d · δ_d(a_i, b_j), the same as contracting `column_distances` with w, computed
     without the (d, n, m) array: categorical columns through one-hot matrix products (NaN is
-    its own category, which gives exactly the inactive-column rule), continuous ones directly."""
+    its own category, which gives exactly the inactive-column rule), continuous ones directly.
+
+    The one-hot of a categorical column spans only the options that occur in `a` or `b`
+    (`present_codes`), not every option of the decision. The overlap kernel asks only whether
+    two rows hold the same option, so this is exact — no hashing collisions, no "unseen" bucket
+    that would make two different unseen options look alike — and its width is at most
+    len(a) + len(b): a choice of a million options costs what a choice of a few hundred does,
+    where a one-hot over all options grows with the square of the option count (1.3 GB at 12k)."""
     out = np.zeros((a.shape[0], b.shape[0]))
     onehot_a, onehot_b = [], []
     for d in range(a.shape[1]):
         if categorical[d]:
-            codes_a = np.where(np.isnan(a[:, d]), -1, a[:, d]).astype(int) + 1
-            codes_b = np.where(np.isnan(b[:, d]), -1, b[:, d]).astype(int) + 1
-            size = int(max(codes_a.max(initial=0), codes_b.max(initial=0))) + 1
+            codes_a, codes_b, size = present_codes(a[:, d], b[:, d])
             eye = np.eye(size)
             onehot_a.append(eye[codes_a] * weights[d])
             onehot_b.append(eye[codes_b])
@@ -60,6 +80,16 @@ def weighted_distance(a: np.ndarray, b: np.ndarray, categorical: np.ndarray, wei
     if onehot_a:
         out -= np.hstack(onehot_a) @ np.hstack(onehot_b).T
     return np.maximum(out, 0.0)
+
+
+def present_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Codes 0..k-1 for the k distinct values of two categorical columns (NaN, an inactive
+    decision, is one value of its own): equal values get equal codes, so one-hot rows over the
+    k codes have the same inner products as one-hot rows over every option."""
+    both = np.concatenate([a, b])
+    _, codes = np.unique(np.where(np.isnan(both), -1.0, both), return_inverse=True)
+    codes = codes.reshape(-1)
+    return codes[: len(a)], codes[len(a):], int(codes.max(initial=-1)) + 1
 
 
 class GaussianProcess:
@@ -78,11 +108,21 @@ class GaussianProcess:
     def hyperparameters(self) -> dict:
         return {"log_w": self.log_w.tolist(), "log_noise": self.log_noise, "log_signal": self.log_signal}
 
-    def set_hyperparameters(self, hp: dict) -> None:
-        log_w = np.asarray(hp["log_w"], dtype=float)
+    def set_hyperparameters(self, hp: Any) -> None:
+        """Restore `hyperparameters()` output, clipped to the fitting bounds; ValueError (and
+        nothing changed) unless it has the right width and finite numbers."""
+        try:
+            log_w = np.asarray(hp["log_w"], dtype=float)
+            log_noise, log_signal = float(hp["log_noise"]), float(hp["log_signal"])
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"surrogate hyperparameters unreadable: {exc!s:.200}") from None
         if log_w.shape != self.log_w.shape:
             raise ValueError("surrogate hyperparameters do not match the feature width")
-        self.log_w, self.log_noise, self.log_signal = log_w, float(hp["log_noise"]), float(hp["log_signal"])
+        if not (np.all(np.isfinite(log_w)) and math.isfinite(log_noise) and math.isfinite(log_signal)):
+            raise ValueError("surrogate hyperparameters must be finite")
+        self.log_w = np.clip(log_w, *_LOG_W_BOUNDS)
+        self.log_noise = min(max(log_noise, _LOG_NOISE_BOUNDS[0]), _LOG_NOISE_BOUNDS[1])
+        self.log_signal = min(max(log_signal, _LOG_SIGNAL_BOUNDS[0]), _LOG_SIGNAL_BOUNDS[1])
 
     def fit(self, x: np.ndarray, y: np.ndarray, optimize: bool = True, max_iter: int = 30,
             max_fit_points: int = 150, rng: Optional[np.random.Generator] = None) -> None:
@@ -96,7 +136,7 @@ class GaussianProcess:
                 keep = (rng or np.random.default_rng(0)).choice(len(y), size=max_fit_points, replace=False)
                 xs, ys = x[keep], y[keep]
             dist = column_distances(xs, xs, self.categorical)
-            ys = self._standardise(ys)
+            ys = standardise(ys)[0]
             theta0 = np.concatenate([self.log_w, [self.log_noise, self.log_signal]])
             bounds = [_LOG_W_BOUNDS] * len(self.log_w) + [_LOG_NOISE_BOUNDS, _LOG_SIGNAL_BOUNDS]
             try:
@@ -107,11 +147,6 @@ class GaussianProcess:
             except (np.linalg.LinAlgError, ValueError):
                 pass  # keep the previous hyperparameters
         self.condition(x, y)
-
-    def _standardise(self, y: np.ndarray) -> np.ndarray:
-        self._y_mean = float(np.mean(y))
-        self._y_std = float(np.std(y)) or 1.0
-        return (y - self._y_mean) / self._y_std
 
     def _kernel(self, dist: np.ndarray, log_w: np.ndarray, log_signal: float) -> np.ndarray:
         return math.exp(log_signal) * np.exp(-np.tensordot(np.exp(log_w), dist, axes=1))
@@ -146,18 +181,28 @@ class GaussianProcess:
 
     # -- posterior ------------------------------------------------------------------------
     def condition(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Posterior given (x, y) under the current hyperparameters."""
-        self._x = np.asarray(x, dtype=float)
-        ys = self._standardise(np.asarray(y, dtype=float))
-        k = self._kernel_between(self._x, self._x)
+        """Posterior given (x, y) under the current hyperparameters. Nothing changes unless it
+        succeeds (LinAlgError when even the largest jitter leaves the kernel singular)."""
+        x = np.asarray(x, dtype=float)
+        y = np.asarray(y, dtype=float)
+        ys, mean, std = standardise(y)
+        k = self._kernel_between(x, x)
         k[np.diag_indices_from(k)] += math.exp(self.log_noise) + 1e-8
+        chol = None
         for jitter in (0.0, 1e-6, 1e-4, 1e-2):
             try:
-                self._chol = cho_factor(k + jitter * np.eye(len(k)), lower=True)
+                chol = cho_factor(k + jitter * np.eye(len(k)), lower=True)
                 break
             except np.linalg.LinAlgError:
                 continue
-        self._alpha = cho_solve(self._chol, ys)
+        if chol is None:
+            raise np.linalg.LinAlgError("surrogate kernel is singular even with jitter")
+        alpha = cho_solve(chol, ys)
+        self._x, self._chol, self._alpha, self._y_mean, self._y_std = x, chol, alpha, mean, std
+
+    def forget(self) -> None:
+        """Drop the posterior, keep the hyperparameters: `predict` answers with the prior again."""
+        self._x = None
 
     @property
     def fitted(self) -> bool:

@@ -1,6 +1,9 @@
 """``measure(model, profile)``: export as the profile's backend needs, look in the cache,
 measure through the profile's transport (one measurement at a time per device), retry a
-transient device failure, cache only good results.
+transient device failure, check the device's answer, cache only good results.
+
+The device lock is held from the second cache look-up to the store, so two processes that ask
+for the same measurement at once measure it once: the second finds the first one's result.
 """
 from __future__ import annotations
 
@@ -12,21 +15,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Union
 
-from .cache import MeasurementCache, cache_dir, measurement_key
+from ..device.protocol import BACKEND_FORMATS
+from .answer import validate_answer
+from .cache import MeasurementCache, cache_dir, measurement_key, writable_dir
+from .hashing import file_sha256
 from .measurement import Measurement, MeasurementSpec
+from .precision import MEASURED
 from .profiles import HardwareProfile, load_profile, load_profiles
+from .pool import DevicePool
+from .request import RunRequest
+from .shapes import parse_input_shape
 from .transports import DeviceError, Transport, make_transport
 
-MODEL_SUFFIXES = {".onnx": "onnxruntime", ".tflite": "litert"}
+MODEL_SUFFIXES = {f".{fmt}": backend for backend, fmt in BACKEND_FORMATS.items()}
 RETRY_BACKOFF_S = 0.5
 
 
 @contextmanager
 def device_lock(device_id: str, directory: Optional[Path] = None) -> Iterator[None]:
-    """Hold an exclusive inter-process lock for ``device_id`` (flock on a file in the cache dir):
-    two measurements on one device at once would disturb each other."""
-    directory = Path(directory) if directory is not None else cache_dir() / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
+    """Hold an exclusive inter-process lock for ``device_id`` (flock on a file in the cache dir,
+    or in a temporary folder when that is read-only): two measurements on one device at once
+    would disturb each other."""
+    directory = writable_dir(Path(directory) if directory is not None else cache_dir() / "locks")
     path = directory / (re.sub(r"[^A-Za-z0-9._-]+", "_", device_id) + ".lock")
     with open(path, "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
@@ -45,9 +55,12 @@ def _runtime_before(transport: Any, backend: str, cache: Optional[MeasurementCac
     return cache.last_runtime(device_id, backend) if cache is not None else None
 
 
-def _model_source(model: Any, profile: HardwareProfile, input_shape: Sequence[int],
-                  arch_hash: Optional[str]) -> "tuple[str, str, Any]":
-    """(arch hash, exporter versions, how to get the model file) for a module or a model file."""
+def _model_source(model: Any, profile: HardwareProfile, input_shape: Sequence[int], arch_hash: Optional[str],
+                  precision: Optional[str], calibration: Any) -> "tuple[str, str, str, Any]":
+    """(arch hash, exporter versions, precision, how to get the model file) for a module or a
+    model file. An int8 module's exporter text names the quantization recipe but neither its
+    weights nor its calibration inputs: int8 kernels cost the same whatever their values, so a
+    network measured before training is a cache hit after it."""
     if isinstance(model, (str, os.PathLike)):
         path = Path(model)
         if not path.is_file():
@@ -57,10 +70,13 @@ def _model_source(model: Any, profile: HardwareProfile, input_shape: Sequence[in
             raise ValueError(f"model file must end in {' or '.join(MODEL_SUFFIXES)}, got {path.name}")
         if backend != profile.backend:
             raise ValueError(f"{path.name} is a {path.suffix} model but profile {profile.name!r} runs "
-                             f"backend {profile.backend!r} (needs {'.onnx' if profile.backend == 'onnxruntime' else '.tflite'})")
-        from .export import file_hash
+                             f"backend {profile.backend!r} (needs .{BACKEND_FORMATS[profile.backend]})")
+        if precision is not None:
+            raise ValueError("precision applies to a module, which is exported as asked; a model file is measured "
+                             "as it is (its precision is read from the file)")
+        from .kernels import precision_of_file
 
-        return arch_hash or file_hash(path), "", lambda: path
+        return arch_hash or file_sha256(path)[:16], "", precision_of_file(path) or "fp32", lambda: path
     try:
         from torch import nn
     except ImportError:  # pragma: no cover
@@ -70,17 +86,31 @@ def _model_source(model: Any, profile: HardwareProfile, input_shape: Sequence[in
                         f"got {type(model).__name__}")
     from .export import FORMATS, export_model, exporter_versions, module_hash
 
+    precision = precision or "fp32"
+    if precision not in MEASURED:
+        raise ValueError(f"precision must be one of {', '.join(MEASURED)}, got {precision!r}")
     arch = arch_hash or module_hash(model, input_shape)
     exporter = f"{exporter_versions(FORMATS[profile.backend])}|input {tuple(input_shape)}"
-    return arch, exporter, \
-        lambda: export_model(model, profile.backend, input_shape, arch_hash=arch)
+    if precision == "int8":
+        from .quantize import recipe
+
+        exporter += f"|int8 {recipe(profile.backend)}"
+    return arch, exporter, precision, \
+        lambda: export_model(model, profile.backend, input_shape, arch_hash=arch, precision=precision,
+                             calibration=calibration)
 
 
 def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
             input_shape: Optional[Sequence[int]] = None, arch_hash: Optional[str] = None,
             use_cache: bool = True, retries: int = 2, transport: Optional[Transport] = None,
-            cache: Optional[MeasurementCache] = None) -> Measurement:
+            cache: Optional[MeasurementCache] = None, precision: Optional[str] = None,
+            calibration: Any = None) -> Measurement:
     """Measure ``model`` (a torch.nn.Module, or a path to an .onnx/.tflite file) on ``profile``.
+
+    A module is exported as ``precision`` ("fp32", the default, or "int8": static int8
+    calibrated on ``calibration``, a hardware.calibration.CalibrationSet); a file is measured as
+    it is. The profile's own ``precision`` setting is read by the evaluator, not here: one call
+    is one measurement.
 
     With ``use_cache`` a stored measurement of the same architecture, profile settings, device and
     runtime is returned without measuring; with ``use_cache=False`` the device is always measured
@@ -91,11 +121,13 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
     profile = load_profile(profile)
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
-    shape = tuple(int(d) for d in (input_shape if input_shape is not None else profile.input_shape))
-    arch, exporter, get_model_file = _model_source(model, profile, shape, arch_hash)
+    shape = parse_input_shape(input_shape if input_shape is not None else profile.input_shape)
+    arch, exporter, precision, get_model_file = _model_source(model, profile, shape, arch_hash, precision,
+                                                              calibration)
     cache = cache if cache is not None else MeasurementCache()
     own_transport = transport is None
-    transport = transport if transport is not None else make_transport(profile)
+    if transport is None:  # a pool is a transport over its devices (pool.py: leases on the devices)
+        transport = DevicePool(profile, retries=retries) if profile.pooled else make_transport(profile)
     try:
         device_id = transport.device_id()
         fingerprint = profile.fingerprint()
@@ -103,40 +135,59 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
         def key_for(runtime: str) -> str:
             return measurement_key(arch, fingerprint, device_id, f"{runtime}|{exporter}")
 
-        if use_cache:
+        def stored() -> Optional[Measurement]:
             runtime = _runtime_before(transport, profile.backend, cache, device_id)
-            if runtime is not None:
-                hit = cache.get(key_for(runtime))
-                if hit is not None:
-                    return hit
+            return cache.get(key_for(runtime)) if runtime is not None else None
 
-        model_file = Path(get_model_file())
-        args = ["measure", "--model", str(model_file)] + profile.runner_args()
-        with device_lock(device_id):
-            answer = None
-            for attempt in range(retries + 1):
-                try:
-                    answer = transport.run_device_runner(model_file, args)
-                    break
-                except DeviceError as exc:
-                    if not exc.retryable or attempt == retries:
-                        raise
-                    time.sleep(RETRY_BACKOFF_S * (2 ** attempt))
-        if answer.get("backend") != profile.backend:
-            raise DeviceError(f"device {device_id} measured with backend {answer.get('backend')!r}, "
-                              f"profile {profile.name!r} asked for {profile.backend!r}")
-        spec = MeasurementSpec(arch_hash=arch, profile=profile.name, profile_fingerprint=fingerprint,
-                               backend=profile.backend, runtime=str(answer.get("runtime", "unknown")),
-                               threads=int(answer.get("threads", profile.threads)), device_id=device_id)
-        try:
-            result = Measurement.from_runner(answer, spec, profile.cv_warn_threshold)
-        except ValueError as exc:
-            raise DeviceError(f"device {device_id} gave an unusable answer: {exc}") from None
-        cache.put(key_for(spec.runtime), result)
+        hit = stored() if use_cache else None
+        if hit is not None:
+            return hit
+        request = RunRequest.for_profile(profile, Path(get_model_file()), input_shape=shape)
+        pool = transport if isinstance(transport, DevicePool) else None
+        # a pool's devices measure in parallel: this host measures one network once at a time
+        with device_lock(device_id if pool is None else f"{device_id}#{arch}"):
+            hit = stored() if use_cache else None  # measured by another process while we waited
+            if hit is not None:
+                return hit
+            answer = _run(transport, request, retries)
+            result = _measurement(answer, profile, arch, fingerprint, device_id, precision)
+            if pool is not None:  # which device measured it, and does that device drift from its peers?
+                result = pool.settle(result, request, key_for(result.spec.runtime))
+            cache.put(key_for(result.spec.runtime), result)
         return result
     finally:
         if own_transport:
             transport.close()
+
+
+def _run(transport: Transport, request: RunRequest, retries: int) -> Any:
+    """The transport's answer to ``request``, retrying a retryable DeviceError ``retries`` times."""
+    for attempt in range(retries + 1):
+        try:
+            return transport.run(request)
+        except DeviceError as exc:
+            if not exc.retryable or attempt == retries:
+                raise
+            time.sleep(RETRY_BACKOFF_S * (2 ** attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _measurement(raw: Any, profile: HardwareProfile, arch: str, fingerprint: str, device_id: str,
+                 precision: str = "fp32") -> Measurement:
+    """A Measurement from the device's raw answer, checked field by field (AnswerError naming
+    the field) and for the backend the profile asked for."""
+    answer = validate_answer(raw, f"device {device_id}")
+    if answer.backend != profile.backend:
+        raise DeviceError(f"device {device_id} measured with backend {answer.backend!r}, "
+                          f"profile {profile.name!r} asked for {profile.backend!r}")
+    try:
+        spec = MeasurementSpec(arch_hash=arch, profile=profile.name, profile_fingerprint=fingerprint,
+                               backend=profile.backend, runtime=answer.runtime,
+                               threads=answer.threads if answer.threads is not None else profile.threads,
+                               device_id=device_id, precision=precision)
+        return Measurement.from_runner(answer, spec, profile.cv_warn_threshold)
+    except ValueError as exc:  # a field valid in an answer but not in a measurement
+        raise DeviceError(f"device {device_id} gave an unusable answer: {exc}") from None
 
 
 def measure_profiles(model: Any, profiles: Any, *, input_shape: Optional[Sequence[int]] = None,
@@ -146,7 +197,8 @@ def measure_profiles(model: Any, profiles: Any, *, input_shape: Optional[Sequenc
     the first profile's metrics as they are (latency_ms, energy_mj, ...), every further one's
     prefixed with its backend (litert_latency_ms, litert_energy_mj, ...), so one network is
     measured on ONNX Runtime and LiteRT side by side. ``enough(metrics)`` is asked after each
-    profile; True skips the rest (a network the first measurement already rules out)."""
+    profile; True skips the rest (a network the first measurement already rules out). A module is
+    measured as float32 here; the Evaluator also measures the profiles' int8 precision."""
     metrics: Dict[str, Any] = {}
     for i, profile in enumerate(load_profiles(profiles)):
         if i > 0 and enough is not None and enough(metrics):

@@ -6,6 +6,10 @@ Lookup order for ``load_profile(name_or_path)``: an explicit path to a .yml/.yam
 relative to this package; an editable install is the supported install).
 
 Bad profiles raise ``ProfileError`` (a ValueError) whose message names the file and the field.
+Each config dataclass carries its table of field constraints (``CONSTRAINTS``, see
+``nni_gensynth.constraints``) and, where fields depend on each other, ``check_together``:
+every number must be finite and in a sensible range when the profile is loaded, never later on
+a device.
 """
 from __future__ import annotations
 
@@ -13,20 +17,78 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping as MappingABC
-from dataclasses import asdict, dataclass, field, fields as dataclass_fields
+from dataclasses import asdict, dataclass, field, fields as dataclass_fields, replace
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ..device.protocol import BACKENDS, DELEGATES, ENERGY_SOURCES, RUNNER_DELEGATES
+from ..constraints import (
+    AnyOf,
+    Choice,
+    Constraint,
+    FieldError,
+    Integer,
+    ListOf,
+    Nullable,
+    Real,
+    Record,
+    Text,
+    checked_fields,
+)
+from .limits import MAX_RUN_TIMEOUT_S, MAX_RUNS, RUN_TIMEOUT_S
+from .precision import FP32, PRECISIONS
+from .shapes import parse_input_shape
 
 PROFILE_DIR_ENV = "GENSYNTH_HW_PROFILES"
-REPO_PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"
-BACKENDS = ("onnxruntime", "litert")
+REPO_PROFILE_DIR = Path(__file__).resolve().parents[2] / "hw_profiles"  # a checkout (editable install)
+SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "shipped" / "hw_profiles"  # an installed wheel
 TRANSPORTS = ("local", "ssh", "adb")
-ENERGY_SOURCES = ("auto", "rapl", "battery", "pmic", "ina219", "model")
 ADB_MODES = ("benchmark_model", "device_runner")
+MAX_PHASE_S = 3600.0  # the longest warm-up, idle baseline or timing phase a profile may ask for
+MAX_THREADS = 256
+MAX_CORE_ID = 4095
+MAX_POOL_DEVICES = 256
 
 
 class ProfileError(ValueError):
-    """A hardware profile is malformed; the message names the file and the field."""
+    """A hardware profile is malformed; the message names the file and the field (``field``)."""
+
+    def __init__(self, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_NAME = Text(max_len=255, pattern=r"\S+")  # host names, users, serials: no blanks
+_PATH = Text(max_len=4096)
+_PORT = Integer(1, 65535)
+
+
+@dataclass(frozen=True)
+class _AsText(Constraint):
+    """A string, or an integer taken as its digits (an adb serial such as 12345678 in YAML)."""
+
+    inner: Text
+
+    def check(self, value: Any, field: str) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value) if value.bit_length() <= 64 else value
+        return self.inner.check(value, field)
+
+
+@dataclass(frozen=True)
+class _Devices(Constraint):
+    """``transport.devices``: a pool's devices, 1..MAX_POOL_DEVICES mappings of the address fields
+    of the transport's ``kind`` (``TransportConfig.DEVICE_FIELDS``; the ``DEVICE_KEY`` one
+    required), each overriding the transport's own fields. ``_Transport`` merges them."""
+
+    kind: Optional[str] = None  # set by _Transport; without a kind no device is valid
+
+    def check(self, value: Any, field: str) -> Tuple[Dict[str, Any], ...]:
+        if self.kind not in TransportConfig.DEVICE_FIELDS:
+            raise FieldError(field, "a pool needs transport kind ssh or adb")
+        table = {name: TransportConfig.CONSTRAINTS[name] for name in TransportConfig.DEVICE_FIELDS[self.kind]}
+        item = Record(table, (TransportConfig.DEVICE_KEY[self.kind],))
+        return ListOf(item, 1, MAX_POOL_DEVICES).check(value, field)
 
 
 @dataclass(frozen=True)
@@ -52,8 +114,32 @@ class TransportConfig(MappingABC):
     adb_port: int = 5037
     benchmark_binary: str = "/data/local/tmp/benchmark_model"
     mode: str = "benchmark_model"
-    # any remote transport: seconds a single device-runner call may take
-    timeout_s: float = 600.0
+    # any transport: seconds a single device-runner call may take
+    timeout_s: float = RUN_TIMEOUT_S
+    # ssh, adb: a pool of devices of one kind, each this transport with its own address (see _Devices)
+    devices: Tuple["TransportConfig", ...] = ()
+
+    CONSTRAINTS: ClassVar[Dict[str, Constraint]] = {
+        "kind": Choice(TRANSPORTS), "host": _NAME, "port": _PORT, "user": _NAME, "key_file": _PATH,
+        "known_hosts": _PATH, "python": _PATH, "workdir": _PATH, "serial": _AsText(_NAME), "adb_host": _NAME,
+        "adb_port": _PORT, "benchmark_binary": _PATH, "mode": Choice(ADB_MODES),
+        "timeout_s": Real(0.0, MAX_RUN_TIMEOUT_S, low_open=True), "devices": _Devices(),
+    }
+    # the fields each kind may set, and must set
+    FIELDS: ClassVar[Dict[str, Tuple[str, ...]]] = {
+        "local": ("kind", "timeout_s"),
+        "ssh": ("kind", "host", "port", "user", "key_file", "known_hosts", "python", "workdir", "timeout_s",
+                "devices"),
+        "adb": ("kind", "serial", "adb_host", "adb_port", "benchmark_binary", "mode", "python", "workdir",
+                "timeout_s", "devices"),
+    }
+    # a pool's device: the fields one item of ``devices`` may set, and the one that names it
+    DEVICE_FIELDS: ClassVar[Dict[str, Tuple[str, ...]]] = {
+        "ssh": ("host", "port", "user", "key_file", "known_hosts", "python", "workdir"),
+        "adb": ("serial", "adb_host", "adb_port", "benchmark_binary", "python", "workdir"),
+    }
+    DEVICE_KEY: ClassVar[Dict[str, str]] = {"ssh": "host", "adb": "serial"}
+    REQUIRED: ClassVar[Dict[str, Tuple[str, ...]]] = {"local": ("kind",), "ssh": ("kind", "host"), "adb": ("kind",)}
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._names():
@@ -78,6 +164,9 @@ class WarmupPolicy:
     min_time_s: float = 1.0
     min_runs: int = 10
 
+    CONSTRAINTS: ClassVar[Dict[str, Constraint]] = {
+        "min_time_s": Real(0.0, MAX_PHASE_S), "min_runs": Integer(0, MAX_RUNS)}
+
 
 @dataclass(frozen=True)
 class RepeatPolicy:
@@ -91,14 +180,24 @@ class RepeatPolicy:
     target_rse: Optional[float] = None
     max_time_s: Optional[float] = None
 
-    def runner_args(self) -> List[str]:
-        """The device runner's timing arguments."""
-        args = ["--min-time-s", repr(self.min_time_s), "--min-runs", str(self.min_runs),
-                "--max-runs", str(self.max_runs)]
-        if self.target_rse is not None:
-            args += ["--target-rse", repr(self.target_rse),
-                     "--max-time-s", repr(self.max_time_s if self.max_time_s is not None else 3 * self.min_time_s)]
-        return args
+    CONSTRAINTS: ClassVar[Dict[str, Constraint]] = {
+        "min_time_s": Real(0.0, MAX_PHASE_S), "min_runs": Integer(1, MAX_RUNS), "max_runs": Integer(1, MAX_RUNS),
+        "target_rse": Nullable(Real(0.0, 1.0, low_open=True, high_open=True)),
+        "max_time_s": Nullable(Real(0.0, MAX_PHASE_S))}
+
+    @property
+    def time_limit_s(self) -> Optional[float]:
+        """How long timing may go on while the median settles (None without target_rse)."""
+        if self.target_rse is None:
+            return None
+        return self.max_time_s if self.max_time_s is not None else 3 * self.min_time_s
+
+    def check_together(self, where: str) -> None:
+        if self.max_runs < self.min_runs:
+            raise FieldError(f"{where}.max_runs", f"must be >= {where}.min_runs ({self.min_runs}), got {self.max_runs}")
+        if self.max_time_s is not None and self.max_time_s < self.min_time_s:
+            raise FieldError(f"{where}.max_time_s",
+                             f"must be >= {where}.min_time_s ({self.min_time_s}), got {self.max_time_s}")
 
 
 @dataclass(frozen=True)
@@ -113,12 +212,99 @@ class EnergyConfig:
     battery_supply: Optional[str] = None  # e.g. "battery" under /sys/class/power_supply
     pmic_command: Optional[Tuple[str, ...]] = None  # default: vcgencmd pmic_read_adc
 
-    def runner_config(self) -> Dict[str, Any]:
-        """The --energy-config object for the device runner (unset settings left out)."""
-        out = {k: v for k, v in asdict(self).items() if k != "source" and v is not None}
-        if "pmic_command" in out:
-            out["pmic_command"] = list(out["pmic_command"])
-        return out
+    CONSTRAINTS: ClassVar[Dict[str, Constraint]] = {
+        "source": Choice(ENERGY_SOURCES), "active_power_w": Real(0.0, 1000.0, low_open=True),
+        "idle_s": Real(0.0, MAX_PHASE_S), "sample_interval_s": Real(0.001, 60.0), "ina219_hwmon": _PATH,
+        # a name under /sys/class/power_supply, never a path or a shell word
+        "battery_supply": Text(max_len=255, pattern=r"[A-Za-z0-9_.:@+-]+"),
+        "pmic_command": ListOf(Text(), 1, 32)}
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """How a pool of identical devices is shared (``nni_gensynth.hardware.pool``).
+
+    ``name`` is the pool's identity, the device KIND its measurements are cached under (any device
+    of the pool serves a cache hit; default: the profile's name): give one name to devices of one
+    hardware model and software. ``drift_tolerance``: a device whose medians differ from its
+    peers' by more than this fraction is flagged. ``lease_wait_s``: how long a measurement waits
+    for a free device. ``probe_interval_s``: an offline device is tried again after this long.
+    ``cross_check_every``: one fresh measurement in this many is repeated on another device, so
+    every device is compared with its peers (0: never).
+    """
+
+    name: Optional[str] = None
+    drift_tolerance: float = 0.1
+    lease_wait_s: float = 1800.0
+    probe_interval_s: float = 30.0
+    cross_check_every: int = 10
+
+    CONSTRAINTS: ClassVar[Dict[str, Constraint]] = {
+        "name": Text(max_len=255, pattern=r"[A-Za-z0-9._:@+-]+"), "drift_tolerance": Real(0.0, 10.0, low_open=True),
+        "lease_wait_s": Real(0.0, MAX_RUN_TIMEOUT_S, low_open=True), "probe_interval_s": Real(0.1, 86400.0),
+        "cross_check_every": Integer(0, 1_000_000)}
+
+
+CPU_AFFINITY = Nullable(AnyOf((Choice(("big",)), ListOf(Integer(0, MAX_CORE_ID), 1, MAX_CORE_ID + 1))))
+
+
+@dataclass(frozen=True)
+class _InputShape(Constraint):
+    def check(self, value: Any, field: str) -> Tuple[int, ...]:
+        return parse_input_shape(value, name=field)
+
+
+@dataclass(frozen=True)
+class _Config(Constraint):
+    """A config dataclass built from a mapping checked against its CONSTRAINTS table."""
+
+    cls: type
+
+    def check(self, value: Any, field: str) -> Any:
+        config = self.cls(**Record(self.cls.CONSTRAINTS).check(value, field))
+        if hasattr(config, "check_together"):
+            config.check_together(field)
+        return config
+
+
+@dataclass(frozen=True)
+class _Transport(Constraint):
+    """A TransportConfig: the fields its kind allows, those it requires."""
+
+    def check(self, value: Any, field: str) -> TransportConfig:
+        if not isinstance(value, Mapping):
+            Record({}).check(value, field)  # the "must be a mapping" error
+        kind = Choice(TRANSPORTS).check(value.get("kind"), f"{field}.kind")
+        table = {name: TransportConfig.CONSTRAINTS[name] for name in TransportConfig.FIELDS[kind]}
+        required = TransportConfig.REQUIRED[kind]
+        if "devices" in table and "devices" in value:  # a pool: each device names its own address
+            table["devices"] = _Devices(kind)
+            key = TransportConfig.DEVICE_KEY[kind]
+            if key in value:
+                raise FieldError(f"{_dotted(field, key)}", f"a pool names each device's {key} in "
+                                                           f"{_dotted(field, 'devices')}, not one beside them")
+            required = tuple(name for name in required if name != key)
+        data = Record(table, required).check(value, field)
+        devices = data.pop("devices", ())
+        return _with_devices(TransportConfig(**data), devices, _dotted(field, "devices"))
+
+
+def _dotted(parent: str, name: str) -> str:
+    return f"{parent}.{name}" if parent else name
+
+
+def _with_devices(config: TransportConfig, devices: Sequence[Mapping[str, Any]], field: str) -> TransportConfig:
+    """``config`` with its pool: each device is ``config`` with the device's own fields; two
+    items naming the same device are refused."""
+    merged = tuple(replace(config, **device) for device in devices)
+    seen: Dict[Tuple[Any, ...], int] = {}
+    for i, device in enumerate(merged):
+        address = ((device.host, device.port, device.user) if config.kind == "ssh"
+                   else (device.serial, device.adb_host, device.adb_port))
+        if address in seen:
+            raise FieldError(f"{field}[{i}]", f"names the same device as {field}[{seen[address]}]")
+        seen[address] = i
+    return replace(config, devices=merged)
 
 
 @dataclass(frozen=True)
@@ -136,20 +322,56 @@ class HardwareProfile:
     energy: EnergyConfig = field(default_factory=EnergyConfig)
     input_shape: Tuple[int, ...] = (1, 3, 32, 32)
     cv_warn_threshold: float = 0.05
+    # fp32 | int8 | both: which models a candidate is measured as (int8: static, calibrated on
+    # the training images; figures named int8_latency_ms, ...; see hardware.precision)
+    precision: str = FP32
+    # LiteRT only; None: the runtime's default (XNNPACK). See device.protocol.DELEGATES.
+    delegate: Optional[str] = None
+    # several devices of one kind under device-side leases (hardware/pool.py); None: one device
+    pool: Optional[PoolConfig] = None
     source_path: Optional[str] = field(default=None, compare=False)
 
-    def runner_args(self) -> List[str]:
-        """Device-runner arguments for this profile (all but --model)."""
-        args = ["--backend", self.backend, "--threads", str(self.threads),
-                "--warmup-min-time-s", repr(self.warmup.min_time_s),
-                "--warmup-min-runs", str(self.warmup.min_runs),
-                *self.repeat.runner_args(),
-                "--energy-source", self.energy.source,
-                "--energy-config", json.dumps(self.energy.runner_config(), sort_keys=True)]
-        if self.cpu_affinity is not None:
-            affinity = self.cpu_affinity
-            args += ["--affinity", affinity if isinstance(affinity, str) else ",".join(map(str, affinity))]
-        return args
+    CONSTRAINTS: ClassVar[Dict[str, Constraint]] = {
+        "name": Text(max_len=255), "backend": Choice(BACKENDS), "transport": _Transport(),
+        "description": Text(allow_empty=True), "threads": Integer(1, MAX_THREADS), "cpu_affinity": CPU_AFFINITY,
+        "warmup": _Config(WarmupPolicy), "repeat": _Config(RepeatPolicy), "energy": _Config(EnergyConfig),
+        "input_shape": _InputShape(), "cv_warn_threshold": Real(0.0, 10.0, low_open=True),
+        "precision": Choice(PRECISIONS), "delegate": Nullable(Choice(DELEGATES)),
+        "pool": Nullable(_Config(PoolConfig))}
+    REQUIRED: ClassVar[Tuple[str, ...]] = ("name", "backend", "transport")
+    # settings whose default leaves the fingerprint as it was before they existed (cached
+    # measurements stay valid); precision never counts: each precision's measurement has its own key
+    _FINGERPRINT_DEFAULTS: ClassVar[Dict[str, Any]] = {"delegate": None}
+
+    def check_together(self) -> None:
+        """A call may not time out before the phases the profile asks for can have run; a
+        delegate must be one the backend and the transport can apply."""
+        if self.pooled and self.transport.kind == "local":
+            raise FieldError("pool", "a local profile measures on this host only; pools are for ssh and adb devices")
+        if self.pooled and self.transport.kind == "adb" and self.transport.mode != "device_runner":
+            raise FieldError("transport.mode", "a pool of phones needs mode: device_runner (the device runner holds "
+                                               "the phone's lease for the whole measurement, idle baseline included)")
+        phases = (self.warmup.min_time_s + max(self.repeat.min_time_s, self.repeat.time_limit_s or 0.0)
+                  + (self.energy.idle_s or 0.0))
+        if self.transport.timeout_s <= phases:
+            raise FieldError("transport.timeout_s", f"must be longer than the warm-up, idle and timing phases "
+                                                    f"together ({phases:g} s), got {self.transport.timeout_s:g}")
+        if self.delegate is None:
+            return
+        if self.backend != "litert":
+            raise FieldError("delegate", f"applies to backend litert only (ONNX Runtime runs its CPU execution "
+                                         f"provider), got {self.delegate!r} with backend {self.backend!r}")
+        benchmark_model = self.transport.kind == "adb" and self.transport.mode == "benchmark_model"
+        if self.delegate not in RUNNER_DELEGATES and not benchmark_model:
+            raise FieldError("delegate", f"{self.delegate!r} needs TFLite's benchmark_model (transport kind adb, "
+                                         f"mode benchmark_model); the device runner applies "
+                                         f"{' or '.join(RUNNER_DELEGATES)}")
+
+    @property
+    def pooled(self) -> bool:
+        """Measured on a pool of devices under device-side leases: ``pool`` or ``transport.devices``
+        is set (a pool may have one device: the lease then shares it between hosts)."""
+        return self.pool is not None or bool(self.transport.devices)
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain-data form (what a YAML file would hold), without source_path."""
@@ -162,161 +384,49 @@ class HardwareProfile:
         data = self.to_dict()
         data.pop("name")
         data.pop("description")
+        data.pop("precision")
         data["transport"].pop("timeout_s")
+        for name, default in self._FINGERPRINT_DEFAULTS.items():
+            if data[name] == default:
+                data.pop(name)
+        _drop_pool_addresses(data, self.pooled)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=list)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-# ---------------------------------------------------------------------------------------------
-# Validation
+# where a device is, not what it is: left out of a pool's fingerprint (every device of the pool
+# serves the same cached measurement)
+POOL_ADDRESS_FIELDS = ("host", "port", "user", "key_file", "known_hosts", "workdir", "serial", "adb_host",
+                       "adb_port", "devices")
 
 
-class _Checker:
-    """Type checks that name the file and the dotted field."""
-
-    def __init__(self, origin: str) -> None:
-        self.origin = origin
-
-    def fail(self, where: str, message: str) -> ProfileError:
-        return ProfileError(f"hardware profile {self.origin}: field '{where}': {message}")
-
-    def mapping(self, value: Any, where: str, allowed: Tuple[str, ...], required: Tuple[str, ...] = ()) -> Dict[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(where, f"must be a mapping, got {type(value).__name__}")
-        for key in value:
-            if key not in allowed:
-                prefix = f"{where}." if where != "<top>" else ""
-                raise ProfileError(f"hardware profile {self.origin}: unknown field '{prefix}{key}' "
-                                   f"(allowed: {', '.join(allowed)})")
-        for key in required:
-            if key not in value:
-                prefix = f"{where}." if where != "<top>" else ""
-                raise ProfileError(f"hardware profile {self.origin}: missing required field '{prefix}{key}'")
-        return dict(value)
-
-    def string(self, value: Any, where: str, choices: Optional[Tuple[str, ...]] = None) -> str:
-        if not isinstance(value, str) or value == "":
-            raise self.fail(where, f"must be a non-empty string, got {value!r}")
-        if choices is not None and value not in choices:
-            raise self.fail(where, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def integer(self, value: Any, where: str, minimum: int, maximum: int = 2 ** 31) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(where, f"must be an integer, got {value!r}")
-        if not minimum <= value <= maximum:
-            raise self.fail(where, f"must be within [{minimum}, {maximum}], got {value}")
-        return value
-
-    def number(self, value: Any, where: str, minimum: float = 0.0, strict: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(where, f"must be a number, got {value!r}")
-        if value < minimum or (strict and value == minimum):
-            raise self.fail(where, f"must be {'>' if strict else '>='} {minimum}, got {value}")
-        return float(value)
+def _drop_pool_addresses(data: Dict[str, Any], pooled: bool) -> None:
+    """A fingerprint's data without the pool settings and, for a pool, without device addresses;
+    a profile without a pool keeps the fingerprint it had before pools existed."""
+    pool = data.pop("pool", None)
+    if not data["transport"].get("devices"):
+        data["transport"].pop("devices", None)
+    if pooled or pool is not None:
+        for name in POOL_ADDRESS_FIELDS:
+            data["transport"].pop(name, None)
 
 
-def _build_transport(c: _Checker, raw: Any) -> TransportConfig:
-    ssh = ("host", "port", "user", "key_file", "known_hosts", "python", "workdir", "timeout_s")
-    adb = ("serial", "adb_host", "adb_port", "benchmark_binary", "mode", "python", "workdir", "timeout_s")
-    base = c.mapping(raw, "transport", ("kind",) + tuple(dict.fromkeys(ssh + adb)), ("kind",))
-    kind = c.string(base["kind"], "transport.kind", TRANSPORTS)
-    allowed = {"local": ("kind",), "ssh": ("kind",) + ssh, "adb": ("kind",) + adb}[kind]
-    data = c.mapping(raw, "transport", allowed, ("kind", "host") if kind == "ssh" else ("kind",))
-    out: Dict[str, Any] = {"kind": kind}
-    for key, value in data.items():
-        where = f"transport.{key}"
-        if key in ("port", "adb_port"):
-            out[key] = c.integer(value, where, 1, 65535)
-        elif key == "timeout_s":
-            out[key] = c.number(value, where, 0.0, strict=True)
-        elif key == "mode":
-            out[key] = c.string(value, where, ADB_MODES)
-        elif key != "kind":
-            out[key] = c.string(str(value) if key == "serial" and isinstance(value, int) else value, where)
-    return TransportConfig(**out)
-
-
-def _build_energy(c: _Checker, raw: Any) -> EnergyConfig:
-    fields = ("source", "active_power_w", "idle_s", "sample_interval_s", "ina219_hwmon", "battery_supply",
-              "pmic_command")
-    data = c.mapping(raw, "energy", fields)
-    out: Dict[str, Any] = {}
-    for key, value in data.items():
-        where = f"energy.{key}"
-        if key == "source":
-            out[key] = c.string(value, where, ENERGY_SOURCES)
-        elif key in ("active_power_w", "sample_interval_s"):
-            out[key] = c.number(value, where, 0.0, strict=True)
-        elif key == "idle_s":
-            out[key] = c.number(value, where, 0.0)
-        elif key == "pmic_command":
-            if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-                raise c.fail(where, f"must be a list of strings, got {value!r}")
-            out[key] = tuple(value)
-        else:
-            out[key] = c.string(value, where)
-    return EnergyConfig(**out)
+for _cls in (TransportConfig, WarmupPolicy, RepeatPolicy, EnergyConfig, PoolConfig):
+    checked_fields(_cls.CONSTRAINTS, [f.name for f in dataclass_fields(_cls)])
+checked_fields(HardwareProfile.CONSTRAINTS, [f.name for f in dataclass_fields(HardwareProfile) if f.name != "source_path"])
 
 
 def profile_from_dict(raw: Any, origin: str = "<dict>") -> HardwareProfile:
     """Validate a parsed profile mapping into a HardwareProfile (``origin`` names it in errors)."""
-    c = _Checker(origin)
-    top = ("name", "description", "backend", "transport", "threads", "cpu_affinity", "warmup", "repeat",
-           "energy", "input_shape", "cv_warn_threshold")
-    data = c.mapping(raw, "<top>", top, ("name", "backend", "transport"))
-    out: Dict[str, Any] = {
-        "name": c.string(data["name"], "name"),
-        "backend": c.string(data["backend"], "backend", BACKENDS),
-        "transport": _build_transport(c, data["transport"]),
-        "source_path": origin,
-    }
-    if "description" in data:
-        if not isinstance(data["description"], str):
-            raise c.fail("description", "must be a string")
-        out["description"] = data["description"].strip()
-    if "threads" in data:
-        out["threads"] = c.integer(data["threads"], "threads", 1, 256)
-    if data.get("cpu_affinity") is not None:
-        value = data["cpu_affinity"]
-        if value == "big":
-            out["cpu_affinity"] = "big"
-        elif isinstance(value, list) and value:
-            out["cpu_affinity"] = tuple(c.integer(v, f"cpu_affinity[{i}]", 0, 4095) for i, v in enumerate(value))
-        else:
-            raise c.fail("cpu_affinity", f"must be a non-empty list of core ids or \"big\", got {value!r}")
-    if "warmup" in data:
-        w = c.mapping(data["warmup"], "warmup", ("min_time_s", "min_runs"))
-        out["warmup"] = WarmupPolicy(
-            min_time_s=c.number(w.get("min_time_s", WarmupPolicy.min_time_s), "warmup.min_time_s"),
-            min_runs=c.integer(w.get("min_runs", WarmupPolicy.min_runs), "warmup.min_runs", 0))
-    if "repeat" in data:
-        r = c.mapping(data["repeat"], "repeat", ("min_time_s", "min_runs", "max_runs", "target_rse", "max_time_s"))
-        repeat = RepeatPolicy(
-            min_time_s=c.number(r.get("min_time_s", RepeatPolicy.min_time_s), "repeat.min_time_s"),
-            min_runs=c.integer(r.get("min_runs", RepeatPolicy.min_runs), "repeat.min_runs", 1),
-            max_runs=c.integer(r.get("max_runs", RepeatPolicy.max_runs), "repeat.max_runs", 1),
-            target_rse=None if r.get("target_rse") is None
-            else c.number(r["target_rse"], "repeat.target_rse", 0.0, strict=True),
-            max_time_s=None if r.get("max_time_s") is None else c.number(r["max_time_s"], "repeat.max_time_s"))
-        if repeat.max_runs < repeat.min_runs:
-            raise c.fail("repeat.max_runs", f"must be >= repeat.min_runs ({repeat.min_runs}), got {repeat.max_runs}")
-        if repeat.target_rse is not None and repeat.target_rse >= 1.0:
-            raise c.fail("repeat.target_rse", f"must be < 1 (a fraction such as 0.01), got {repeat.target_rse}")
-        if repeat.max_time_s is not None and repeat.max_time_s < repeat.min_time_s:
-            raise c.fail("repeat.max_time_s", f"must be >= repeat.min_time_s ({repeat.min_time_s}), "
-                                              f"got {repeat.max_time_s}")
-        out["repeat"] = repeat
-    if "energy" in data:
-        out["energy"] = _build_energy(c, data["energy"])
-    if "input_shape" in data:
-        shape = data["input_shape"]
-        if not isinstance(shape, list) or not shape:
-            raise c.fail("input_shape", f"must be a non-empty list of positive integers, got {shape!r}")
-        out["input_shape"] = tuple(c.integer(v, f"input_shape[{i}]", 1) for i, v in enumerate(shape))
-    if "cv_warn_threshold" in data:
-        out["cv_warn_threshold"] = c.number(data["cv_warn_threshold"], "cv_warn_threshold", 0.0, strict=True)
-    return HardwareProfile(**out)
+    try:
+        data = Record(HardwareProfile.CONSTRAINTS, HardwareProfile.REQUIRED).check(raw, "")
+        if "description" in data:
+            data["description"] = data["description"].strip()
+        profile = HardwareProfile(**data, source_path=origin)
+        profile.check_together()
+    except FieldError as exc:
+        raise ProfileError(f"hardware profile {origin}: field '{exc.field}': {exc.reason}", exc.field) from None
+    return profile
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +438,7 @@ def profile_dirs() -> List[Path]:
     dirs = []
     if os.environ.get(PROFILE_DIR_ENV):
         dirs.append(Path(os.environ[PROFILE_DIR_ENV]).expanduser())
-    dirs.append(REPO_PROFILE_DIR)
+    dirs += [d for d in (REPO_PROFILE_DIR, SHIPPED_PROFILE_DIR) if d.is_dir()]
     return dirs
 
 

@@ -15,11 +15,12 @@ in an importable module, an NNI search-space JSON whose keys it reads, and pass
 """
 from __future__ import annotations
 
-from ..importing import import_callable
 from typing import Any, Callable, Mapping
 
 from torch import nn
 
+from ..defaults import DEFAULT_BUILDER
+from ..importing import import_callable
 from ..training import HYPERPARAMETER_KEYS
 
 # name -> "module:callable"; imported on first use.
@@ -34,20 +35,34 @@ PROTOTYPES: dict[str, str] = {
     "mobilenetv2": "nni_gensynth.models.mobilenetv2:prototype_parameters",
     "resnet18": "nni_gensynth.models.resnet:prototype_parameters",
 }
-DEFAULT_BUILDER = "macro_mobilenet"
 
 
 def resolve_builder(builder: str | Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """A registered builder name, a "module:callable" path, or a callable -> the callable."""
     if callable(builder):
         return builder
-    if not isinstance(builder, str) or not builder:
-        raise TypeError(f"builder must be a name, 'module:callable' or a callable, got {builder!r}")
-    target = BUILDERS.get(builder, builder)
+    return _registered(builder, BUILDERS, "builder")
+
+
+def _registered(name: Any, registry: Mapping[str, str], what: str) -> Callable[..., Any]:
+    """The callable a registry name or "package.module:callable" names (TypeError/ValueError
+    naming `what` otherwise)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"{what} must be a name or 'package.module:callable', got {name!r}")
+    target = registry.get(name, name)
     if ":" not in target:
-        raise ValueError(f"unknown builder {builder!r}: registered are {sorted(BUILDERS)}, "
+        raise ValueError(f"unknown {what} {name!r}: registered are {sorted(registry)}, "
                          f"or give 'package.module:callable'")
-    return import_callable(target, "builder")
+    return import_callable(target, what)
+
+
+def prototype_parameters(prototype: str) -> dict[str, Any]:
+    """The parameter dict of a registered prototype ("mobilenetv2", "resnet18") or of
+    "package.module:function" returning one; ValueError naming the prototype otherwise."""
+    parameters = _registered(prototype, PROTOTYPES, "prototype")()
+    if not isinstance(parameters, Mapping) or not parameters:
+        raise ValueError(f"prototype {prototype!r} did not give a parameter dict (got {type(parameters).__name__})")
+    return dict(parameters)
 
 
 def build_model(parameters: Mapping[str, Any], *, num_classes: int = 10, in_channels: int = 1,
@@ -59,4 +74,4 @@ def build_model(parameters: Mapping[str, Any], *, num_classes: int = 10, in_chan
               ignore=HYPERPARAMETER_KEYS, **options)
 
 
-__all__ = ["BUILDERS", "DEFAULT_BUILDER", "build_model", "resolve_builder"]
+__all__ = ["BUILDERS", "DEFAULT_BUILDER", "PROTOTYPES", "build_model", "prototype_parameters", "resolve_builder"]

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Optional, Sequence
 
+from ..engine.coverage import unreported_metrics
+from ..engine.metrics import finite_float
 from .model import ExperimentRecord, TrialRecord
 
 # Metric columns shown in tables and summaries, in order: (key, header, unit).
 METRIC_COLUMNS = (
-    ("accuracy", "accuracy", "fraction 0-1"),
+    ("accuracy", "val. accuracy", "fraction 0-1, 95% interval"),
+    ("test_accuracy", "test accuracy", "fraction 0-1, 95% interval; never seen by the search"),
     ("latency_ms", "latency", "ms, median"),
     ("latency_p90_ms", "latency p90", "ms"),
     ("energy_mj", "energy", "mJ per inference"),
@@ -82,6 +85,35 @@ def trial_summary(record: ExperimentRecord, trial: TrialRecord) -> dict[str, Any
             "parameters": trial.parameters, "metrics": trial.final}
 
 
+# Figures compared between the prototype and the best feasible network (smaller is better for all
+# but accuracy), and the ratios prototype / best the README's synthesis table quotes.
+COMPARED = ("accuracy", "test_accuracy", "params", "macs", "latency_ms", "litert_latency_ms", "energy_mj", "netscore")
+RATIOS = ("params", "macs", "latency_ms", "litert_latency_ms", "energy_mj")
+
+
+def prototype_comparison(record: ExperimentRecord) -> Optional[dict[str, Any]]:
+    """The prototype the tuner evaluated against the best feasible network, side by side, with
+    the ratios prototype / best (None when the tuner evaluated no prototype)."""
+    prototype = record.prototype_result
+    if not prototype:
+        return None
+    best = best_feasible(record)
+    proto_figures = {k: finite_float(prototype.get(k)) for k in COMPARED}
+    out: dict[str, Any] = {"prototype": proto_figures, "best": None, "ratios": None, "accuracy_change_points": None}
+    if best is None:
+        return out
+    best_figures = {k: best.metric(k) for k in COMPARED}
+    ratios = {}
+    for key in RATIOS:
+        a, b = proto_figures.get(key), best_figures.get(key)
+        ratios[key] = round(a / b, 3) if a is not None and b is not None and b > 0 else None
+    change = None
+    if proto_figures["accuracy"] is not None and best_figures["accuracy"] is not None:
+        change = round(100 * (best_figures["accuracy"] - proto_figures["accuracy"]), 3)
+    out.update(best=dict(best_figures, trial_id=best.trial_id), ratios=ratios, accuracy_change_points=change)
+    return out
+
+
 def summarize(record: ExperimentRecord, top: int = 5) -> dict[str, Any]:
     """The content of summary.json."""
     finished = [t for t in record.trials if has_result(t)]
@@ -107,4 +139,6 @@ def summarize(record: ExperimentRecord, top: int = 5) -> dict[str, Any]:
         "best_feasible": [trial_summary(record, t) for t in ranked_feasible(record)[:top]],
         "pareto_front": [t.trial_id for t in front],
         "cycles": [dict(c.__dict__) for c in record.cycles],
+        "prototype": prototype_comparison(record),
+        "warnings": unreported_metrics(record.objective, record.requirements, [t.final for t in finished]),
     }

@@ -9,11 +9,11 @@ parameter set than its RUNNING event names (observed: two trials started togethe
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from ..engine.metrics import finite_float
 from .model import TrialRecord
 
 
@@ -53,13 +53,16 @@ def decode_metric(data: Any) -> Optional[dict[str, Any]]:
             return None
     if isinstance(data, dict):
         return {str(k): _finite_or_none(v) for k, v in data.items()}
-    if isinstance(data, (int, float)) and not isinstance(data, bool) and math.isfinite(data):
-        return {"default": float(data)}
+    number = finite_float(data)
+    if number is not None:
+        return {"default": number}
     return None
 
 
 def _finite_or_none(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+    """A reported value as kept in a TrialRecord: a number that is not a finite float (NaN,
+    10**400) becomes None; other values as they are."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and finite_float(value) is None:
         return None
     return value
 

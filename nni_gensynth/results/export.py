@@ -7,58 +7,46 @@ ran with. Trained weights are used when the trial saved them as a state_dict at
 itself is the hardware layer's (`nni_gensynth.hardware.export`).
 
 The trial command of the experiment tells how the trial built its networks: when it runs
-`nni_gensynth.trial`, its --builder, --channels and --image-size are read from it.
+`nni_gensynth.trial`, its evaluation spec (builder, channels, image size, data) is read from it.
 """
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 from .analysis import best_feasible, has_result, is_feasible
 from .model import ExperimentRecord, TrialRecord
-from .trial_command import trial_args
 
 WEIGHTS_FILE = "model.pt"
 FORMATS = ("onnx", "tflite")
 
 
-@dataclass(frozen=True)
-class BuildOptions:
-    """How to rebuild a network: builder, input shape (N, C, H, W) and number of classes."""
+def spec_for(record: Any, builder: Optional[str] = None, input_shape: Optional[str] = None,
+             num_classes: Optional[int] = None) -> Any:
+    """How the experiment's networks were built (its trial command's EvaluationSpec, else the
+    defaults), with command-line overrides: a builder, an input shape "1,3,32,32", a class count.
+    Without hardware profiles: rebuilding needs none."""
+    from ..evaluator import EvaluationSpec
 
-    builder: str = "macro_mobilenet"
-    input_shape: tuple[int, ...] = (1, 1, 16, 16)
-    num_classes: int = 10
-
-
-def build_options_for(record: Any, builder: Optional[str] = None, input_shape: Optional[str] = None,
-                      num_classes: Optional[int] = None) -> Any:
-    """The experiment's build options (from its trial command), with command-line overrides:
-    a builder, an input shape "1,3,32,32", a class count."""
-    from dataclasses import replace
-
-    options = build_options_from_config(record.config)
+    spec = record.trial_spec or EvaluationSpec()
+    changes: dict[str, Any] = {"hw_profiles": (), "requirements": {}}
     if builder:
-        options = replace(options, builder=builder)
+        changes["builder"] = builder
     if input_shape:
-        options = replace(options, input_shape=tuple(parse_input_shape(input_shape)))
+        from ..hardware.shapes import parse_input_shape
+
+        _, channels, height, width = parse_input_shape(input_shape, ndim=4, name="--input-shape")
+        if height != width:
+            raise ValueError(f"--input-shape must be square (N,C,H,H), got {input_shape!r}")
+        changes.update(channels=channels, image_size=height)
     if num_classes is not None:
         if num_classes < 1:
             raise ValueError(f"--num-classes must be >= 1, got {num_classes}")
-        options = replace(options, num_classes=num_classes)
-    return options
-
-
-def build_options_from_config(config: dict[str, Any]) -> BuildOptions:
-    """BuildOptions from the experiment's trialCommand when it runs nni_gensynth.trial (else defaults)."""
-    args = trial_args(config)
-    if args is None:
-        return BuildOptions()
-    return BuildOptions(builder=args.builder, input_shape=(1, args.channels, args.image_size, args.image_size))
+        changes["num_classes"] = num_classes
+    return spec.replace(**changes)
 
 
 def choose_trial(record: ExperimentRecord, trial_id: Optional[str] = None) -> TrialRecord:
@@ -87,14 +75,12 @@ def weights_path(record: ExperimentRecord, trial: TrialRecord) -> Optional[Path]
     return next((c for c in candidates if c.is_file()), None)
 
 
-def rebuild(trial: TrialRecord, options: BuildOptions, weights: Optional[Path]) -> Any:
-    """The trial's network, with its trained weights when `weights` is given, in eval mode."""
+def rebuild(trial: TrialRecord, evaluator: Any, weights: Optional[Path]) -> Any:
+    """The trial's network (built by `evaluator`), with its trained weights when `weights` is
+    given, in eval mode."""
     import torch
 
-    from ..models import build_model
-
-    model = build_model(trial.parameters, num_classes=options.num_classes, in_channels=options.input_shape[1],
-                        builder=options.builder)
+    model = evaluator.build(trial.parameters)
     if weights is not None:
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -106,12 +92,12 @@ def rebuild(trial: TrialRecord, options: BuildOptions, weights: Optional[Path]) 
             model.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise ValueError(f"trained weights {weights} do not fit the rebuilt network "
-                             f"(builder {options.builder}, {options.num_classes} classes): {exc}") from None
+                             f"(builder {evaluator.spec.builder}, {evaluator.num_classes} classes): {exc}") from None
     return model.eval()
 
 
 def export_trial(record: ExperimentRecord, out: Path, fmt: str, trial_id: Optional[str] = None,
-                 options: Optional[BuildOptions] = None) -> Path:
+                 spec: Any = None) -> Path:
     """Export the chosen trial's network to `out` (format "onnx" or "tflite") and write `out`.json
     with its architecture, parameters and measured metrics. Returns `out`."""
     if fmt not in FORMATS:
@@ -120,23 +106,27 @@ def export_trial(record: ExperimentRecord, out: Path, fmt: str, trial_id: Option
     if out.suffix and out.suffix.lower() != f".{fmt}":
         raise ValueError(f"--out {out} has suffix {out.suffix!r} but --format is {fmt!r}; use .{fmt}")
     trial = choose_trial(record, trial_id)
-    options = options or build_options_from_config(record.config)
+    from ..evaluator import Evaluator
+
+    spec = spec if spec is not None else spec_for(record)
+    evaluator = Evaluator(spec)
     weights = weights_path(record, trial)
-    model = rebuild(trial, options, weights)
+    model = rebuild(trial, evaluator, weights)
     from ..hardware.export import export_onnx, export_tflite
 
     exporter = export_onnx if fmt == "onnx" else export_tflite
     out.parent.mkdir(parents=True, exist_ok=True)
     # A private directory: the hardware export cache is keyed by structure, not weights.
     with tempfile.TemporaryDirectory(prefix="gensynth-export-") as tmp:
-        exported = exporter(model, list(options.input_shape), directory=Path(tmp))
+        exported = exporter(model, list(spec.input_shape), directory=Path(tmp))
         shutil.move(str(exported), str(out))
-    spec = getattr(model, "spec", None)
-    arch = (trial.final or {}).get("arch") or (spec.arch_string() if hasattr(spec, "arch_string") else None)
+    model_spec = getattr(model, "spec", None)
+    arch = (trial.final or {}).get("arch") or (model_spec.arch_string() if hasattr(model_spec, "arch_string") else None)
     sidecar = {
         "experiment_id": record.experiment_id, "trial_id": trial.trial_id, "parameter_id": trial.parameter_id,
         "format": fmt, "file": out.name, "architecture": arch, "parameters": trial.parameters,
-        "builder": options.builder, "input_shape": list(options.input_shape), "num_classes": options.num_classes,
+        "builder": spec.builder, "input_shape": list(spec.input_shape),
+        "num_classes": evaluator.num_classes,
         "weights": str(weights) if weights is not None else None,
         "trained_weights": weights is not None,
         "feasible": is_feasible(record, trial), "requirements": record.constraints,
@@ -145,14 +135,3 @@ def export_trial(record: ExperimentRecord, out: Path, fmt: str, trial_id: Option
     sidecar_path = out.with_name(out.name + ".json")
     sidecar_path.write_text(json.dumps(sidecar, indent=1, default=str) + "\n", encoding="utf-8")
     return out
-
-
-def parse_input_shape(text: str) -> Sequence[int]:
-    """"1,3,32,32" -> (1, 3, 32, 32) (ValueError naming the option otherwise)."""
-    try:
-        shape = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise ValueError(f"--input-shape must be comma-separated integers like 1,1,16,16, got {text!r}") from None
-    if len(shape) != 4 or any(d < 1 for d in shape):
-        raise ValueError(f"--input-shape must be four positive integers N,C,H,W, got {text!r}")
-    return shape

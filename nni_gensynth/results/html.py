@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from typing import Any, Optional, Sequence
 
 from .analysis import METRIC_COLUMNS, best_feasible, is_feasible, utility
+from ..engine.metrics import finite_float
 from .model import ExperimentRecord, TrialRecord
 
 _STYLE = """
@@ -28,6 +28,8 @@ th[aria-sort=ascending]::after { content: " \\25B2"; } th[aria-sort=descending]:
 tr.feasible td:first-child { border-left: 4px solid #1b7837; }
 tr.infeasible td:first-child { border-left: 4px solid #b2182b; }
 tr.best { background: #eef7ee; }
+.emulated { color: #b35806; font-weight: bold; }
+.warnings { border-left: 4px solid #e08214; padding-left: 0.8em; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2em 1em; } dt { font-weight: bold; }
 """
 
@@ -71,14 +73,8 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _num_cell(value: Any, digits: int = 4) -> str:
-    number = _number(value)
+    number = finite_float(value)
     if number is None:
         return '<td data-value="">–</td>'
     text = f"{int(number):,}" if float(number).is_integer() and abs(number) >= 1000 else f"{number:.{digits}g}"
@@ -97,6 +93,23 @@ def _parameters_text(trial: TrialRecord) -> str:
                      for k, v in trial.parameters.items())
 
 
+def _emulated(trial: TrialRecord) -> bool:
+    """Whether the trial's figures come from an emulated device (``emulated``, or a second
+    profile's ``<backend>_emulated``): a plumbing check, never a figure."""
+    return any(v is True and (k == "emulated" or k.endswith("_emulated")) for k, v in (trial.final or {}).items())
+
+
+def _accuracy_cell(final: dict[str, Any], key: str) -> str:
+    """An accuracy with its 95% interval and the number of examples, when the trial reported them."""
+    value, low, high, n = (finite_float(final.get(k)) for k in (key, f"{key}_low", f"{key}_high", f"{key}_n"))
+    if value is None:
+        return _num_cell(None)
+    text = f"{value:.4f}"
+    if low is not None and high is not None:
+        text += f" [{low:.3f}, {high:.3f}]" + (f" n={int(n)}" if n is not None else "")
+    return f'<td data-value="{value!r}">{_esc(text)}</td>'
+
+
 def _row(record: ExperimentRecord, trial: TrialRecord, best_id: Optional[str]) -> str:
     feasible = is_feasible(record, trial)
     has_final = trial.final is not None
@@ -107,8 +120,16 @@ def _row(record: ExperimentRecord, trial: TrialRecord, best_id: Optional[str]) -
              _text_cell("yes" if feasible else ("no" if has_final else "–")),
              _num_cell(utility(record, trial))]
     final = trial.final or {}
-    cells += [_num_cell(final.get(key)) for key, _, _ in METRIC_COLUMNS]
-    cells += [_text_cell(final.get("energy_source", "–")),
+    cells += [_accuracy_cell(final, key) if key.endswith("accuracy") else _num_cell(final.get(key))
+              for key, _, _ in METRIC_COLUMNS]
+    source = _text_cell(final.get("energy_source", "–"))
+    if _emulated(trial):
+        source = f'<td class="text">{_esc(final.get("energy_source", "–"))} <span class="emulated">EMULATED</span></td>'
+    if final.get("device_drifted") is True:  # a pool device whose medians drift from its peers'
+        drift = finite_float(final.get("device_drift"))
+        title = f"{final.get('device', '?')} drifts {drift:+.0%} from its pool peers" if drift is not None else ""
+        source = source.replace("</td>", f' <span class="emulated" title="{_esc(title)}">DRIFT</span></td>')
+    cells += [source,
               f'<td class="text params">{_esc(_parameters_text(trial))}</td>']
     return f'<tr class="{" ".join(classes)}">{"".join(cells)}</tr>'
 
@@ -121,6 +142,43 @@ def _requirements_text(record: ExperimentRecord) -> str:
         if "max" in bound:
             parts.append(f"{metric} ≤ {bound['max']:g}")
     return ", ".join(parts) or "none"
+
+
+def _warnings_section(summary: dict[str, Any]) -> str:
+    """What makes the search learn nothing (an objective or constraint no trial reports)."""
+    warnings = summary.get("warnings") or []
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_esc(w)}</li>" for w in warnings)
+    return f'<div class="warnings"><h2>Warnings</h2><ul>{items}</ul></div>'
+
+
+def _prototype_section(summary: dict[str, Any]) -> str:
+    """Prototype against the best feasible network, with the ratios prototype / best."""
+    comparison = summary.get("prototype")
+    if not comparison:
+        return ""
+    from .analysis import COMPARED, RATIOS
+
+    best = comparison.get("best") or {}
+    ratios = comparison.get("ratios") or {}
+    head = "".join(f"<th scope=\"col\">{_esc(k)}</th>" for k in COMPARED)
+    proto_row = "".join(_num_cell(comparison["prototype"].get(k)) for k in COMPARED)
+    best_row = "".join(_num_cell(best.get(k)) for k in COMPARED) if best else f'<td colspan="{len(COMPARED)}">none feasible yet</td>'
+    ratio_row = "".join(_num_cell(ratios.get(k), 3) if k in RATIOS else "<td></td>" for k in COMPARED)
+    change = comparison.get("accuracy_change_points")
+    note = (f"accuracy {change:+.2f} points against the prototype" if isinstance(change, (int, float)) else "")
+    return f"""<h2>Prototype vs best feasible</h2>
+<p>The prototype was evaluated by the tuner first (its figures define the relative requirements). {_esc(note)}</p>
+<table id="prototype">
+<thead><tr><th scope="col">network</th>{head}</tr></thead>
+<tbody>
+<tr><td class="text">prototype</td>{proto_row}</tr>
+<tr><td class="text">best feasible {_esc(best.get("trial_id", ""))}</td>{best_row}</tr>
+<tr><td class="text">prototype / best</td>{ratio_row}</tr>
+</tbody>
+</table>
+"""
 
 
 def render_index(record: ExperimentRecord, summary: dict[str, Any],
@@ -147,6 +205,10 @@ def render_index(record: ExperimentRecord, summary: dict[str, Any],
              ("trials", f"{counts['trials']} ({', '.join(f'{k} {v}' for k, v in counts['by_status'].items()) or 'none'}); "
                         f"{counts['feasible']} feasible, {counts['infeasible']} infeasible"),
              ("generator cycles", str(counts["cycles"]))]
+    emulated = sum(_emulated(t) for t in record.trials)
+    if emulated:
+        facts.append(("device", f"EMULATED: {emulated} trial(s) measured on an emulated device (qemu-user); their "
+                                f"latency and energy are the emulator's, not the real board's"))
     fact_html = "".join(f"<dt>{_esc(k)}</dt><dd>{_esc(v)}</dd>" for k, v in facts)
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -159,7 +221,8 @@ def render_index(record: ExperimentRecord, summary: dict[str, Any],
 <body>
 <h1>GenSynth report — experiment {_esc(record.experiment_id)}</h1>
 <dl>{fact_html}<dt>best feasible</dt><dd>{best_text}</dd></dl>
-<h2>Plots</h2>
+{_warnings_section(summary)}
+{_prototype_section(summary)}<h2>Plots</h2>
 <div class="plots">{plots}</div>
 <h2>Trials</h2>
 <p>Click a column header to sort. Green edge: meets the requirements; red: does not. Details in summary.json.</p>

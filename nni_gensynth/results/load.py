@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from .locate import STATE_RELATIVE, ExperimentNotFoundError, locate
 from .model import CycleRecord, ExperimentRecord
@@ -18,16 +18,31 @@ from .sqlite_source import load_from_sqlite
 _logger = logging.getLogger("nni_gensynth.results")
 
 
-def load_cycles(state_path: Path) -> list[CycleRecord]:
-    """Generator cycles from GenSynth's state.json ([] when the file does not exist yet)."""
+def read_state(state_path: Path) -> dict[str, Any]:
+    """GenSynth's state.json as a dict ({} when the file does not exist yet or is unreadable,
+    with a warning for the latter: a report still shows the trials)."""
     if not state_path.is_file():
-        return []
+        return {}
     try:
         state = json.loads(state_path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise ValueError(f"GenSynth state file {state_path} is not valid JSON: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        _logger.warning("GenSynth state file %s is unreadable (%s); cycles and prototype not shown", state_path, exc)
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def cycles_of(state: dict[str, Any]) -> list[CycleRecord]:
+    """Generator cycles from a state dict (entries that do not fit are skipped)."""
     fields = set(CycleRecord.__dataclass_fields__)
-    return [CycleRecord(**{k: v for k, v in c.items() if k in fields}) for c in state.get("cycles", [])]
+    out = []
+    for c in state.get("cycles") or []:
+        if not isinstance(c, dict):
+            continue
+        try:
+            out.append(CycleRecord(**{k: v for k, v in c.items() if k in fields}))
+        except TypeError:
+            continue
+    return out
 
 
 def load_experiment(experiment_id: str, experiment_dir: Optional[Path] = None, port: Optional[int] = None,
@@ -59,5 +74,8 @@ def load_experiment(experiment_id: str, experiment_dir: Optional[Path] = None, p
         record.experiment_dir = where.experiment_dir or record.experiment_dir
     if record.experiment_dir is not None:
         record.state_path = record.experiment_dir / STATE_RELATIVE
-        record.cycles = load_cycles(record.state_path)
+        state = read_state(record.state_path)
+        record.cycles = cycles_of(state)
+        tuner_state = state.get("tuner")
+        record.tuner_state = tuner_state if isinstance(tuner_state, dict) else {}
     return record

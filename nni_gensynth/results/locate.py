@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ..engine.state import CHECKPOINT_STATE
+
 DB_RELATIVE = Path("db", "nni.sqlite")
-STATE_RELATIVE = Path("checkpoint", "gensynth", "state.json")
+STATE_RELATIVE = Path("checkpoint") / CHECKPOINT_STATE  # the tuner's state file in an experiment
 _VALID_ID = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")  # as nni.experiment.management checks it
 
 

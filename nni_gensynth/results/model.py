@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ..engine.metrics import finite_float
 from ..engine.objective import MAXIMIZE, Objective, Requirements
 
 
@@ -35,14 +36,11 @@ class TrialRecord:
     trial_dir: Optional[Path] = None
 
     def metric(self, name: str) -> Optional[float]:
-        """A final metric as a finite float, or None when absent or not a number."""
+        """A final metric as a finite float, or None when absent or not a number (10**400 and
+        NaN included: a trial may report anything JSON holds)."""
         if self.final is None:
             return None
-        value = self.final.get(name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        value = float(value)
-        return value if value == value and abs(value) != float("inf") else None
+        return finite_float(self.final.get(name))
 
 
 @dataclass
@@ -57,6 +55,7 @@ class CycleRecord:
     delta_norm: float = 0.0
     profiler_calls: int = 0
     seconds: float = 0.0
+    trust: dict[str, float] = field(default_factory=dict)  # probe trust per decision kind
 
 
 @dataclass
@@ -71,6 +70,7 @@ class ExperimentRecord:
     cycles: list[CycleRecord] = field(default_factory=list)
     status: str = "UNKNOWN"
     state_path: Optional[Path] = None
+    tuner_state: dict[str, Any] = field(default_factory=dict)  # the tuner's part of its state file
 
     @property
     def name(self) -> str:
@@ -93,25 +93,58 @@ class ExperimentRecord:
 
     @property
     def constraints(self) -> dict[str, dict[str, float]]:
-        """The operational requirements from the tuner's classArgs, normalised."""
+        """The operational requirements in force, normalised (see `requirements`)."""
         return self.requirements.to_config()
 
     @property
     def requirements(self) -> Requirements:
-        """The tuner's classArgs constraints; for a tuner without them (a TPE baseline on the same
-        pipeline), the --constraints of an nni_gensynth.trial command."""
+        """The requirements the experiment was judged by: the tuner's as it resolved them (its
+        state file: bounds relative to the prototype become numbers once the prototype is
+        evaluated), else its classArgs constraints (numeric bounds only), else, for a tuner
+        without them (a TPE baseline on the same pipeline), the trial command's --constraints."""
+        resolved = self.tuner_state.get("requirements")
+        if isinstance(resolved, dict) and resolved:
+            try:
+                return Requirements(resolved)
+            except (TypeError, ValueError):
+                pass
         constraints = self.class_args.get("constraints")
-        if not constraints:
-            from .trial_command import trial_constraints
+        if constraints:
+            from ..engine.relative import split_relative
 
-            constraints = trial_constraints(self.config)
-        return Requirements(constraints or {})
+            try:
+                return Requirements(split_relative(constraints)[0])
+            except (TypeError, ValueError):
+                return Requirements()
+        spec = self.trial_spec
+        return Requirements(spec.requirements if spec is not None else {})
+
+    @property
+    def trial_spec(self) -> Any:
+        """The EvaluationSpec of the trial command when it runs `python -m nni_gensynth.trial`
+        (how its networks were built, measured and trained), else None."""
+        from ..evaluator.spec import SpecError, spec_from_trial_command
+
+        try:
+            return spec_from_trial_command(self.config.get("trialCommand"))
+        except SpecError:
+            return None
+
+    @property
+    def prototype_result(self) -> Optional[dict[str, Any]]:
+        """The prototype's metrics when the tuner evaluated it (requirements relative to it)."""
+        result = self.tuner_state.get("prototype_result")
+        return dict(result) if isinstance(result, dict) else None
 
     @property
     def objective(self) -> Objective:
-        """U as the tuner optimised it (GenSynth's classArgs; 'default', maximize otherwise)."""
-        return Objective(str(self.class_args.get("objective") or "default"),
-                         str(self.class_args.get("optimize_mode") or MAXIMIZE))
+        """U as the tuner optimised it (GenSynth's classArgs; 'default', maximize otherwise, and
+        for classArgs the tuner itself refused)."""
+        try:
+            return Objective(str(self.class_args.get("objective") or "default"),
+                             str(self.class_args.get("optimize_mode") or MAXIMIZE))
+        except (TypeError, ValueError):
+            return Objective("default", MAXIMIZE)
 
     def trial(self, trial_id: str) -> TrialRecord:
         """The trial with this id (ValueError listing the known ids otherwise)."""

@@ -7,8 +7,11 @@ cycles.png: per generator cycle, best U, the feasible fraction and the generator
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
+from typing import Any, Callable
 
+import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
@@ -19,6 +22,17 @@ from .model import ExperimentRecord
 # x-axis candidates for the trade-off plot: measured latency first; MACs when nothing was measured.
 X_AXES = (("latency_ms", "measured latency (ms)", 1.0), ("macs", "MACs (millions)", 1e-6))
 FEASIBLE_COLOR, INFEASIBLE_COLOR, FRONT_COLOR, REQUIREMENT_COLOR = "#1b7837", "#b2182b", "#2166ac", "#762a83"
+PROTOTYPE_COLOR = "#e08214"
+
+
+def _plain_text(build: Callable[..., Any]) -> Callable[..., Any]:
+    """Build (and draw) with mathtext off: experiment ids, metric and objective names are the
+    user's text, and a '$' in them must be shown, not parsed as TeX (which can fail)."""
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return build(*args, **kwargs)
+    return wrapper
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -31,6 +45,7 @@ def _percent(accuracy: float) -> float:
     return accuracy * 100.0 if accuracy <= 1.0 else accuracy
 
 
+@_plain_text
 def pareto_figure(record: ExperimentRecord) -> Figure:
     """Accuracy against measured latency (or MACs when no latency was measured)."""
     figure = _new_figure(7.5, 5.5)
@@ -69,6 +84,10 @@ def pareto_figure(record: ExperimentRecord) -> Figure:
                 if value is not None:
                     ax.axhline(_percent(value), color=REQUIREMENT_COLOR, linestyle=":", linewidth=1.5,
                                label=f"requirement: accuracy {side} {value:g}")
+    prototype = record.prototype_result or {}
+    if isinstance(prototype.get(x_key), (int, float)) and isinstance(prototype.get("accuracy"), (int, float)):
+        ax.scatter([prototype[x_key] * scale], [_percent(prototype["accuracy"])], marker="*", s=160,
+                   color=PROTOTYPE_COLOR, edgecolor="black", linewidth=0.5, zorder=4, label="prototype")
     best = best_feasible(record)
     if best is not None and best.metric(x_key) is not None and best.metric("accuracy") is not None:
         ax.annotate(f"best feasible: {best.trial_id}", (best.metric(x_key) * scale, _percent(best.metric("accuracy"))),
@@ -104,10 +123,12 @@ def _shade_infeasible(ax, bounds: list, scale: float) -> None:
     ax.set_xlim(left, right)
 
 
+@_plain_text
 def cycles_figure(record: ExperimentRecord) -> Figure:
-    """Three panels over generator cycles: best U, feasible fraction (%), generator entropy."""
-    figure = _new_figure(7.5, 6.5)
-    axes = figure.subplots(3, 1, sharex=True)
+    """Four panels over generator cycles: best U, feasible fraction (%), generator entropy, and
+    θ_I's trust in each kind of probe response (0.5: no evidence yet)."""
+    figure = _new_figure(7.5, 8.0)
+    axes = figure.subplots(4, 1, sharex=True)
     cycles = record.cycles
     x = [c.cycle for c in cycles]
     objective = record.objective
@@ -121,12 +142,19 @@ def cycles_figure(record: ExperimentRecord) -> Figure:
     axes[1].set_ylim(-5, 105)
     axes[2].plot(x, [c.entropy for c in cycles], marker="^", color=REQUIREMENT_COLOR, label="generator entropy")
     axes[2].set_ylabel("entropy (nats)")
-    axes[2].set_xlabel("generator cycle")
+    kinds = sorted({kind for c in cycles for kind in (c.trust or {})})
+    for kind in kinds:
+        points = [(c.cycle, c.trust[kind]) for c in cycles if kind in (c.trust or {})]
+        axes[3].plot([p[0] for p in points], [p[1] for p in points], marker=".", label=f"trust: {kind} responses")
+    axes[3].axhline(0.5, color="0.6", linestyle=":", linewidth=1, label="no evidence (0.5)")
+    axes[3].set_ylim(-0.05, 1.05)
+    axes[3].set_ylabel("probe trust")
+    axes[3].set_xlabel("generator cycle")
     for ax in axes:
         ax.grid(True, alpha=0.3)
         ax.legend(loc="best", fontsize=8)
     if cycles:
-        axes[2].set_xticks(x if len(x) <= 20 else axes[2].get_xticks())
+        axes[3].set_xticks(x if len(x) <= 20 else axes[3].get_xticks())
     else:
         axes[0].text(0.5, 0.5, "no generator cycle completed yet" + ("" if record.state_path is None or
                      record.state_path.is_file() else " (no GenSynth state file)"),
@@ -135,6 +163,7 @@ def cycles_figure(record: ExperimentRecord) -> Figure:
     return figure
 
 
+@_plain_text
 def save_png(figure: Figure, path: Path) -> Path:
     """Write `figure` as a PNG (atomically: a reader never sees half a file)."""
     path = Path(path)

@@ -36,6 +36,8 @@ def _write_text(path: Path, text: str) -> None:
 def write_report_for(record: ExperimentRecord, out_dir: Path, top: int = 5) -> Path:
     """Write the report of an already loaded experiment; returns the path of index.html."""
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; the report is a folder (summary.json, *.png, index.html)")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(record, top=top)
     summary["files"] = {name: name for name in REPORT_FILES}

@@ -30,6 +30,7 @@ mid-run; ``unplug(serial)`` / ``plug(device)``.
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import posixpath
 import shlex
@@ -65,7 +66,11 @@ class FakeDevice:
     load_ua: int = -900_000
     voltage_uv: int = 3_900_000
     python: str = "python3"
+    python_executable: str = sys.executable  # what really runs when the phone's python is called
     benchmark_binary: str = "/data/local/tmp/benchmark_model"
+    # delegate kernels the phone's GPU / NNAPI delegates take ({"gpu": 0}: created, takes nothing);
+    # absent: that delegate cannot be created on this phone
+    accelerators: Dict[str, Optional[int]] = field(default_factory=dict)
     transport_id: int = 1
     taskset_masks: List[str] = field(default_factory=list)
     shell_log: List[str] = field(default_factory=list)
@@ -470,12 +475,13 @@ class _Shell:
                 return 127
             graph = next((a.split("=", 1)[1] for a in args if a.startswith("--graph=")), "")
             return self._process([sys.executable, str(FAKE_BENCHMARK)] + [self._map_arg(a) for a in args],
-                                 drop_after, {"FAKE_ADB_DEVICE_GRAPH": graph})
+                                 drop_after, {"FAKE_ADB_DEVICE_GRAPH": graph,
+                                              "FAKE_ADB_ACCELERATORS": json.dumps(dev.accelerators)})
         if name == dev.python and args[:2] == ["-m", "nni_gensynth.device"]:
             mapped = [self._map_arg(a) for a in args]
             if len(mapped) > 2 and "--sysfs-root" not in mapped and mapped[2] in ("measure", "info"):
                 mapped[3:3] = ["--sysfs-root", str(dev.root)]  # the device's "/" is its root dir
-            return self._process([sys.executable] + mapped, drop_after, {"PYTHONDONTWRITEBYTECODE": "1"})
+            return self._process([dev.python_executable] + mapped, drop_after, {"PYTHONDONTWRITEBYTECODE": "1"})
         self.err += f"/system/bin/sh: {name}: inaccessible or not found\n".encode()
         return 127
 

@@ -7,10 +7,19 @@ tsl::Stat::OutputToStream ("count=50 first=.. curr=.. min=.. max=.. avg=.. std=.
 microseconds, avg printed like a C++ stream prints a double). Log lines are "INFO: ..." on stdout
 (tensorflow/lite/tools/logging.h). Flags are --name=value, as the real tool parses them.
 
+Delegates follow tensorflow/lite/tools/delegates/*_delegate_provider.cc and
+BenchmarkTfLiteModel::Init: --use_xnnpack=true applies XNNPACK explicitly (its kernels are counted
+from the interpreter, for real), --use_xnnpack=false turns off the runtime's implicit XNNPACK
+(LiteRT's built-in kernels, for real); without the flag LiteRT applies XNNPACK itself. There is
+no GPU or NPU here: --use_gpu / --use_nnapi report what the phone's FAKE_ADB_ACCELERATORS
+({"gpu": kernels or null, "nnapi": ...}; absent or null: the delegate cannot be created) says,
+in the real tool's words, and the model runs on the CPU.
+
 Used by tests/fakes/fake_adb_server.py when a shell command runs the device's benchmark binary.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -32,7 +41,9 @@ FLAGS = {  # name: (type, default), as in BenchmarkModel::DefaultParams / Benchm
     "enable_op_profiling": (bool, False),
     "report_peak_memory_footprint": (bool, False),
     "memory_footprint_check_interval_ms": (int, 50),
-    "use_xnnpack": (bool, True),
+    "use_xnnpack": (bool, False),
+    "use_gpu": (bool, False),
+    "use_nnapi": (bool, False),
     "verbose": (bool, False),
 }
 
@@ -47,9 +58,11 @@ def cpp_double(value: float) -> str:
     return format(value, "g")
 
 
-def parse_flags(argv: List[str]) -> Tuple[Dict[str, object], List[str]]:
+def parse_flags(argv: List[str]) -> Tuple[Dict[str, object], List[str], set]:
+    """(values, unconsumed arguments, names given on the command line)."""
     values: Dict[str, object] = {name: default for name, (_, default) in FLAGS.items()}
     unconsumed = []
+    given = set()
     for arg in argv:
         name, sep, raw = arg.lstrip("-").partition("=")
         if not arg.startswith("--") or not sep or name not in FLAGS:
@@ -60,7 +73,35 @@ def parse_flags(argv: List[str]) -> Tuple[Dict[str, object], List[str]]:
             values[name] = raw.lower() in ("1", "true")
         else:
             values[name] = kind(raw)
-    return values, unconsumed
+        given.add(name)
+    return values, unconsumed, given
+
+
+def applied_line(name: str, kernels: int, fully: bool) -> str:
+    """BenchmarkTfLiteModel::Init's line about a delegate it applied explicitly."""
+    if fully:
+        return f"Explicitly applied {name} delegate, and the model graph will be completely executed by the delegate."
+    if kernels > 0:
+        return (f"Explicitly applied {name} delegate, and the model graph will be partially executed by the "
+                f"delegate w/ {kernels} delegate kernels.")
+    return f"Though {name} delegate is explicitly applied, the model graph will not be executed by the delegate."
+
+
+def xnnpack_kernels(interpreter) -> Tuple[int, bool]:
+    """(delegate kernels in the interpreter's graph, whether one kernel produces every output)."""
+    delegates = [op for op in interpreter._get_ops_details() if op["op_name"] == "DELEGATE"]
+    outputs = {int(d["index"]) for d in interpreter.get_output_details()}
+    fully = len(delegates) == 1 and outputs <= {int(t) for t in delegates[0]["outputs"]}
+    return len(delegates), fully
+
+
+def accelerator_lines(name: str, label: str, accelerators: Dict[str, object]) -> List[str]:
+    """What the GPU or NNAPI delegate provider logs on a phone whose ``accelerators`` say how many
+    kernels that delegate takes (null or absent: the delegate cannot be created)."""
+    kernels = accelerators.get(name)
+    if kernels is None:
+        return [f"{label} acceleration is unsupported on this platform."]
+    return [f"{label} delegate created.", applied_line(label, int(kernels), False)]
 
 
 class Stat:
@@ -133,7 +174,7 @@ def run(invoke, min_runs: int, min_secs: float, max_secs: float, delay: float) -
 
 
 def main(argv: List[str]) -> int:
-    flags, unconsumed = parse_flags(argv)
+    flags, unconsumed, given = parse_flags(argv)
     log("STARTING!")
     if unconsumed:
         sys.stderr.write(f"ERROR: Unconsumed cmdline flags: {' '.join(unconsumed)}\n")
@@ -147,21 +188,37 @@ def main(argv: List[str]) -> int:
     log(f"Enable op profiling: [{int(bool(flags['enable_op_profiling']))}]")
     log(f"Report the peak memory footprint: [{int(bool(flags['report_peak_memory_footprint']))}]")
     log(f"#threads used for CPU inference: [{flags['num_threads']}]")
+    for name, label in (("use_gpu", "Use gpu"), ("use_nnapi", "Use NNAPI"), ("use_xnnpack", "Use xnnpack")):
+        if name in given:
+            log(f"{label}: [{int(bool(flags[name]))}]")
     if not graph or not os.path.isfile(graph):
         sys.stderr.write(f"ERROR: Could not open '{os.environ.get('FAKE_ADB_DEVICE_GRAPH', graph)}'.\n")
         return 1
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     monitor = PeakMemory(int(flags["memory_footprint_check_interval_ms"])).start() \
         if flags["report_peak_memory_footprint"] else None
     rss0 = _rss_mb()
     t0 = time.perf_counter()
     threads = int(flags["num_threads"])
-    interpreter = Interpreter(model_path=graph, num_threads=threads if threads > 0 else None)
+    options = {}
+    if "use_xnnpack" in given and not flags["use_xnnpack"]:  # off explicitly: no implicit XNNPACK either
+        options["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    log(f"Loaded model {os.environ.get('FAKE_ADB_DEVICE_GRAPH', graph)}")
+    interpreter = Interpreter(model_path=graph, num_threads=threads if threads > 0 else None, **options)
     interpreter.allocate_tensors()
+    accelerators = json.loads(os.environ.get("FAKE_ADB_ACCELERATORS") or "{}")
+    if flags["use_gpu"]:
+        for line in accelerator_lines("gpu", "GPU", accelerators):
+            log(line)
+    if flags["use_nnapi"]:
+        for line in accelerator_lines("nnapi", "NNAPI", accelerators):
+            log(line)
+    if flags["use_xnnpack"]:
+        log("XNNPACK delegate created.")
+        log(applied_line("XNNPACK", *xnnpack_kernels(interpreter)))
     init_us = int((time.perf_counter() - t0) * 1e6)
     init_mem = _rss_mb() - rss0
-    log(f"Loaded model {os.environ.get('FAKE_ADB_DEVICE_GRAPH', graph)}")
     log(f"The input model file size (MB): {cpp_double(os.path.getsize(graph) / 1e6)}")
     log(f"Initialized session in {cpp_double(init_us / 1e3)}ms.")
     rng = np.random.default_rng(0)

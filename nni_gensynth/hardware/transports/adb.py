@@ -6,12 +6,23 @@ Two modes (``transport.mode``):
   the user once (``transport.benchmark_binary``). The model goes to WORKDIR/models/<sha256>.tflite;
   the run is ``taskset MASK BINARY --graph=... --num_threads=... --warmup_runs=...
   --warmup_min_secs=... --num_runs=... --min_secs=... --enable_op_profiling=false
-  --report_peak_memory_footprint=true``, and its log is parsed (``parse_benchmark_output``).
+  --report_peak_memory_footprint=true`` plus the profile's delegate flag (``delegate``:
+  xnnpack -> ``--use_xnnpack=true``, none -> ``--use_xnnpack=false``, gpu -> ``--use_gpu=true``,
+  nnapi -> ``--use_nnapi=true``), and its log is parsed (``parse_benchmark_output``), including
+  which delegate took how much of the graph ("Explicitly applied GPU delegate, and the model graph
+  will be partially executed by the delegate w/ 3 delegate kernels."); a delegate that took no
+  node is reported as such (``delegate.applied`` None, a warning on the host), never silently.
   benchmark_model prints summary statistics only (count, first, curr, min, max, avg, std of the
   timed runs), so the answer holds ``samples_ms = [avg]`` with ``samples_kind = "summary"`` and
   the full statistics in ``summary_ms``; nothing is invented.
 - ``device_runner``: ``python3 -m nni_gensynth.device`` on the phone (e.g. under Termux), pushed
-  by content hash like the SSH transport does; its JSON answer is returned as is.
+  by content hash like the SSH transport does, with ``runner_argv`` of the request; its JSON
+  answer is returned as is (``measure`` checks it).
+
+Both read the request's typed fields (threads, warm-up and repeat policy, energy settings,
+affinity, timeout); nothing is re-parsed from a command line. Every value that goes into a device
+shell command is quoted (``shlex.quote``), and at most ``MAX_OUTPUT_BYTES`` of a command's
+output are read (shell protocol v2, read packet by packet).
 
 Energy (benchmark_model mode, ``--energy-source battery`` or ``auto``): battery current_now (uA)
 and voltage_now (uV) are read over ``adb shell`` for an idle baseline before the run and during
@@ -26,8 +37,6 @@ Thermal: ``dumpsys thermalservice`` "Thermal Status: N" (Android PowerManager TH
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import posixpath
 import re
@@ -36,21 +45,29 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import adbutils
 from adbutils import AdbClient, AdbConnection, AdbError
 
-from nni_gensynth.device.energy import DEFAULT_ACTIVE_POWER_W, battery_energy, model_energy
+from nni_gensynth.device.energy import DEFAULT_ACTIVE_POWER_W, DEFAULT_IDLE_S, battery_energy, model_energy
 
+from ..answer import read_answer, tail, too_much_output
+from ..lease import leased_runner_command, raise_if_busy
+from ..limits import MAX_OUTPUT_BYTES, SAMPLE_TIMEOUT_S, SHORT_COMMAND_TIMEOUT_S
+from ..request import RunRequest, runner_argv
 from .base import DeviceError
-from .remote import remote_model_name, runner_answer, runner_files, runner_version, substitute_model_path, tail
-from .remote import transport_settings
+from .remote import remote_model_name, runner_files, runner_version, transport_settings
 
 DEFAULT_WORKDIR = "/data/local/tmp/nni-gensynth"
 THERMAL_STATUS_NAMES = ("none", "light", "moderate", "severe", "critical", "emergency", "shutdown")
 _COMPLETE_MARKER = ".complete"
+BENCHMARK_ENERGY_SOURCES = ("auto", "battery", "model")
+DEFAULT_SAMPLE_INTERVAL_S = 0.1
 _NUMBER = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|nan|inf)"
+# profile delegate -> benchmark_model flag (tensorflow/lite/tools/delegates/*_delegate_provider.cc)
+DELEGATE_FLAGS = {"xnnpack": "--use_xnnpack=true", "none": "--use_xnnpack=false", "gpu": "--use_gpu=true",
+                  "nnapi": "--use_nnapi=true"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,6 +87,8 @@ def parse_benchmark_output(text: str) -> Dict[str, Any]:
     stats: List[Dict[str, float]] = []
     for match in re.finditer(r"count=(\d+)((?:\s+\w+=" + _NUMBER + r")*)(\(all same\))?", text):
         fields = {"count": float(match.group(1))}
+        if not math.isfinite(fields["count"]):
+            raise ValueError(f"benchmark_model printed a run count that is no number: {match.group(1)[:20]}...")
         for key, value in re.findall(r"(\w+)=" + _NUMBER, match.group(2)):
             fields[key] = float(value)
         if fields["count"] > 0 and "avg" not in fields and "curr" in fields:  # all runs took the same time
@@ -95,9 +114,49 @@ def parse_benchmark_output(text: str) -> Dict[str, Any]:
     return out
 
 
+def parse_delegates(text: str) -> Dict[str, Any]:
+    """What benchmark_model says about delegates (BenchmarkTfLiteModel::Init): for each delegate
+    it applied explicitly, how many delegate kernels replaced nodes (``{"GPU": 3}``; 0 when "the
+    model graph will not be executed by the delegate"; None with "completely executed", one
+    kernel for the whole graph), ``full``: the names that took the whole graph, and
+    ``default_xnnpack``: the runtime created its default XNNPACK delegate."""
+    kernels: Dict[str, Optional[int]] = {}
+    full: List[str] = []
+    for name in re.findall(r"Explicitly applied (\w{1,32}) delegate, and the model graph will be completely executed",
+                           text):
+        kernels[name] = 1
+        full.append(name)
+    for name, count in re.findall(r"Explicitly applied (\w{1,32}) delegate, and the model graph will be partially "
+                                  r"executed by the delegate w/ (\d{1,9}) delegate kernels", text):
+        kernels[name] = int(count)
+    for name in re.findall(r"Though (\w{1,32}) delegate is explicitly applied, the model graph will not be executed",
+                           text):
+        kernels[name] = 0
+    return {"kernels": kernels, "full": full,
+            "default_xnnpack": "Created TensorFlow Lite XNNPACK delegate for CPU" in text}
+
+
+def benchmark_delegation(delegates: Dict[str, Any], requested: Optional[str]) -> Dict[str, Any]:
+    """The answer's ``delegate`` from ``parse_delegates`` and the profile's delegate: the one that
+    took nodes (None: none did), with its kernel count when benchmark_model printed one."""
+    claimed = {name.lower(): count for name, count in delegates.get("kernels", {}).items()}
+    answer: Dict[str, Any] = {"requested": requested or "default", "applied": None, "delegated_kernels": None}
+    if requested in (None, "xnnpack") and not claimed.get("xnnpack") and delegates.get("default_xnnpack"):
+        answer["applied"] = "xnnpack"  # the runtime's own default delegate: no kernel count is printed
+    wanted = requested if requested not in (None, "none") else None
+    if wanted is not None and wanted in claimed:
+        answer["delegated_kernels"] = claimed[wanted]
+        answer["applied"] = wanted if claimed[wanted] else None
+    if any(name.lower() == wanted for name in delegates.get("full", [])):
+        answer["full"] = True
+    if answer["applied"] is None and requested != "none" and delegates.get("default_xnnpack"):
+        answer["fallback"] = "xnnpack"  # what ran the nodes the delegate asked for did not take
+    return answer
+
+
 def parse_thermal_status(text: str) -> Optional[int]:
     """``Thermal Status: N`` from ``dumpsys thermalservice`` (None when absent)."""
-    match = re.search(r"Thermal Status:\s*(\d+)", text)
+    match = re.search(r"Thermal Status:\s*(\d{1,9})\b", text)
     return int(match.group(1)) if match else None
 
 
@@ -116,11 +175,20 @@ def parse_getprop(text: str) -> Dict[str, str]:
     return dict(re.findall(r"^\[([^\]]+)\]: \[(.*)\]\s*$", text, flags=re.MULTILINE))
 
 
+def _finite_numbers(words: List[str]) -> List[float]:
+    """``words`` as finite floats, or [] when any is not one (device output is not trusted)."""
+    try:
+        numbers = [float(word) for word in words]
+    except ValueError:
+        return []
+    return numbers if all(math.isfinite(n) for n in numbers) else []
+
+
 def big_core_mask(max_freq_lines: str) -> Tuple[List[int], str]:
     """Big cores and their taskset hex mask from ``grep -H . .../cpuN/cpufreq/cpuinfo_max_freq``
     output: the cores with the highest maximum frequency (the rule the device runner uses)."""
     freqs: Dict[int, int] = {}
-    for core, freq in re.findall(r"/cpu(\d+)/cpufreq/cpuinfo_max_freq:(\d+)", max_freq_lines):
+    for core, freq in re.findall(r"/cpu(\d{1,5})/cpufreq/cpuinfo_max_freq:(\d{1,15})\b", max_freq_lines):
         freqs[int(core)] = int(freq)
     if not freqs:
         raise ValueError("no cpuinfo_max_freq readable on the device: cannot find its big cores")
@@ -152,52 +220,43 @@ class _Client(AdbClient):
 # ---------------------------------------------------------------------------------------------
 
 
-def _runner_options(args: Sequence[str]) -> argparse.Namespace:
-    """The device-runner options benchmark_model mode translates."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("command", nargs="?", default="measure")
-    parser.add_argument("--model")
-    parser.add_argument("--backend", default="litert")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--affinity", default=None)
-    parser.add_argument("--warmup-min-time-s", type=float, default=1.0)
-    parser.add_argument("--warmup-min-runs", type=int, default=10)
-    parser.add_argument("--min-time-s", type=float, default=2.0)
-    parser.add_argument("--min-runs", type=int, default=30)
-    parser.add_argument("--max-runs", type=int, default=10000)
-    # benchmark_model reports only an average, so the median cannot be watched while it runs:
-    # the settle-until-stable policy is accepted and not applied in this mode
-    parser.add_argument("--target-rse", type=float, default=None)
-    parser.add_argument("--max-time-s", type=float, default=None)
-    parser.add_argument("--energy-source", default="auto")
-    parser.add_argument("--energy-config", default="{}")
-    parser.add_argument("--sysfs-root", default="/")
-    options, unknown = parser.parse_known_args(list(args))
-    if unknown:
-        raise ValueError(f"benchmark_model mode does not understand runner arguments {unknown}")
-    if options.command != "measure":
-        raise ValueError(f"benchmark_model mode only measures, got command {options.command!r}")
-    if options.backend != "litert":
-        raise ValueError(f"benchmark_model runs .tflite models (backend 'litert'), got --backend {options.backend!r}")
-    if options.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {options.threads}")
-    try:
-        options.energy_config = json.loads(options.energy_config)
-    except ValueError:
-        raise ValueError(f"--energy-config is not valid JSON: {options.energy_config!r}") from None
-    if not isinstance(options.energy_config, dict):
-        raise ValueError("--energy-config must be a JSON object")
-    return options
+def read_shell_v2(read: Callable[[int], bytes], deadline: float, where: str) -> Tuple[bytes, bytes, int]:
+    """(stdout, stderr, exit code) from an adb shell v2 stream (packets: 1-byte id, 4-byte
+    little-endian length, data; ids 1 stdout, 2 stderr, 3 exit code), ``read(n)`` returning
+    exactly n bytes. A packet is refused before it is read when the output would pass
+    MAX_OUTPUT_BYTES; the deadline is checked between reads."""
+    out, err = bytearray(), bytearray()
+    total = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise DeviceError(f"a command on {where} did not finish in time", retryable=True)
+        header = read(5)
+        kind, length = header[0], int.from_bytes(header[1:5], "little")
+        total += length
+        if total > MAX_OUTPUT_BYTES:
+            raise too_much_output(where)
+        data = bytearray()
+        while len(data) < length:
+            data += read(min(length - len(data), 1 << 16))
+            if time.monotonic() > deadline:
+                raise DeviceError(f"a command on {where} did not finish in time", retryable=True)
+        if kind == 1:
+            out += data
+        elif kind == 2:
+            err += data
+        elif kind == 3:
+            return bytes(out), bytes(err), data[0] if data else 255
 
 
 class ADBTransport:
     """Measures on an Android phone over adb (see the module docstring for the two modes).
 
-    ``profile`` is a HardwareProfile (its ``transport``, ``cpu_affinity`` are read) or a mapping
-    of transport settings: ``serial`` (None: the only device), ``adb_host`` ("127.0.0.1"),
-    ``adb_port`` (5037), ``benchmark_binary``, ``mode``, ``python`` ("python3", device_runner
-    mode), ``workdir`` ("/data/local/tmp/nni-gensynth"), ``timeout_s`` (600).
-    Calls are serialised by a lock (one measurement at a time through one transport).
+    ``profile`` is a HardwareProfile (its ``transport`` is read) or a mapping of transport
+    settings: ``serial`` (None: the only device), ``adb_host`` ("127.0.0.1"), ``adb_port``
+    (5037), ``benchmark_binary``, ``mode``, ``python`` ("python3", device_runner mode),
+    ``workdir`` ("/data/local/tmp/nni-gensynth"). What to measure and how long it may take come
+    with each request. Calls are serialised by a lock (one measurement at a time through one
+    transport).
     """
 
     def __init__(self, profile: Any) -> None:
@@ -218,20 +277,18 @@ class ADBTransport:
         self.workdir = str(fields.get("workdir") or DEFAULT_WORKDIR).rstrip("/")
         if not self.workdir.startswith("/"):
             raise ValueError(f"transport.workdir must be an absolute device path, got {self.workdir!r}")
-        self.timeout_s = float(fields.get("timeout_s") or 600.0)
-        affinity = getattr(profile, "cpu_affinity", None) if not isinstance(profile, dict) else profile.get("cpu_affinity")
-        self.cpu_affinity = affinity
         self._client = _Client(host=self.adb_host, port=self.adb_port)
         self._lock = threading.Lock()
         self._big: Optional[Tuple[List[int], str]] = None
         self._pushed_runner: Optional[str] = None
         self._workdir_ready = False
+        self._shell_v2_checked: Optional[str] = None
 
     # -- public API --------------------------------------------------------------------------
 
     def device_id(self) -> str:
-        """``adb://SERIAL``. Without a configured serial, the serial of the only ready device
-        (kept from then on), else ``adb://HOST:PORT/any``."""
+        """``adb:SERIAL``. Without a configured serial, the serial of the only ready device
+        (kept from then on), else ``adb:HOST:PORT/any``."""
         if self.serial is None:
             try:
                 ready = [info.serial for info in self._client.list() if info.state == "device"]
@@ -239,23 +296,24 @@ class ADBTransport:
                 ready = []
             if len(ready) == 1:
                 self.serial = ready[0]
-        return f"adb://{self.serial}" if self.serial else f"adb://{self.adb_host}:{self.adb_port}/any"
+        return f"adb:{self.serial}" if self.serial else f"adb:{self.adb_host}:{self.adb_port}/any"  # no "//" (see ssh.py)
 
-    def run_device_runner(self, model_path: Path, args: List[str]) -> Dict[str, Any]:
+    def run(self, request: RunRequest) -> Dict[str, Any]:
         """Push the model, measure it with benchmark_model or the device runner, return the
         runner-shaped answer. DeviceError(retryable=True) on a lost device or adb server,
-        DeviceError(retryable=False) when the program on the phone fails."""
-        model_path = Path(model_path)
+        DeviceError(retryable=False) when the program on the phone fails or says too much."""
+        model_path = Path(request.model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"model file not found: {model_path}")
-        options = _runner_options(args) if self.mode == "benchmark_model" else None
+        if self.mode == "benchmark_model":
+            _check_benchmarkable(request)
         with self._lock:
             try:
                 device = self._device()
                 remote_model = self._push_model(device, model_path)
-                if options is not None:
-                    return self._benchmark(device, remote_model, options)
-                return self._device_runner(device, model_path, remote_model, args)
+                if self.mode == "benchmark_model":
+                    return self._benchmark(device, remote_model, request)
+                return self._device_runner(device, remote_model, request)
             except DeviceError:
                 raise
             except (AdbError, OSError, EOFError, ConnectionError) as exc:
@@ -296,9 +354,22 @@ class ADBTransport:
                               f"cable or `adb connect`, and accept the USB debugging prompt", retryable=True)
         return self._client.device(self.serial)
 
-    def _shell(self, device: adbutils.AdbDevice, command: str, timeout: Optional[float] = None) -> Tuple[str, str, int]:
-        result = device.shell2(command, timeout=timeout or self.timeout_s, v2=True)
-        return result.stdout, result.stderr, result.returncode
+    def _shell(self, device: adbutils.AdbDevice, command: str,
+               timeout: float = SHORT_COMMAND_TIMEOUT_S) -> Tuple[str, str, int]:
+        """(stdout, stderr, exit code) of a device shell command, at most MAX_OUTPUT_BYTES read."""
+        if self._shell_v2_checked != device.serial:
+            if "shell_v2" not in device.get_features().split(","):
+                raise DeviceError(f"{device.serial}: adbd does not speak shell protocol v2 (Android 7 or later "
+                                  f"is needed)", retryable=False)
+            self._shell_v2_checked = device.serial
+        connection = device.open_transport(timeout=timeout)
+        try:
+            connection.send_command(f"shell,v2:{command}")
+            connection.check_okay()
+            out, err, code = read_shell_v2(connection.read_exact, time.monotonic() + timeout, device.serial)
+        finally:
+            connection.close()
+        return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
 
     def _push(self, device: adbutils.AdbDevice, local: Path, remote: str) -> None:
         device.sync.push(local, remote, mode=0o644)
@@ -308,7 +379,7 @@ class ADBTransport:
         adb push would only say "FAIL")."""
         if self._workdir_ready:
             return
-        out, err, code = self._shell(device, f"mkdir -p {shlex.quote(self.workdir + '/models')}", timeout=30)
+        out, err, code = self._shell(device, f"mkdir -p {shlex.quote(self.workdir + '/models')}")
         if code != 0:
             raise DeviceError(f"{self.serial}: cannot create transport.workdir {self.workdir!r}: "
                               f"{tail(out + err) or f'exit {code}'}; use a folder the adb shell user can "
@@ -328,19 +399,21 @@ class ADBTransport:
 
     # -- device_runner mode --------------------------------------------------------------------
 
-    def _device_runner(self, device: adbutils.AdbDevice, model_path: Path, remote_model: str,
-                       args: List[str]) -> Dict[str, Any]:
+    def _device_runner(self, device: adbutils.AdbDevice, remote_model: str, request: RunRequest) -> Dict[str, Any]:
         runner_dir = self._push_runner(device)
-        argv = substitute_model_path(args, model_path, remote_model)
-        command = (f"cd {shlex.quote(runner_dir)} && {shlex.quote(self.python)} -m nni_gensynth.device "
-                   + " ".join(shlex.quote(a) for a in argv))
-        stdout, stderr, code = self._shell(device, command)
-        return runner_answer(
-            stdout, code, self.serial,
+        argv = runner_argv(request, remote_model)
+        if request.lease is not None:  # a pool's run: under the phone's lease (toybox flock), see lease.py
+            command = leased_runner_command(self.workdir, runner_dir, self.python, argv, request, watch_stdin=False)
+        else:
+            command = (f"cd {shlex.quote(runner_dir)} && {shlex.quote(self.python)} -m nni_gensynth.device "
+                       + " ".join(shlex.quote(a) for a in argv))
+        stdout, stderr, code = self._shell(device, command, request.timeout_s)
+        raise_if_busy(stdout, code, self.serial or device.serial)
+        return read_answer(
+            stdout, stderr, code, self.serial or device.serial,
             not_found_hint=(f"{self.python!r} not found on the phone (install Python, numpy, psutil and "
                             f"ai-edge-litert or tflite-runtime, e.g. in Termux, and set transport.python): "
-                            f"{tail(stdout + stderr)}"),
-            output_tail=tail(stdout + stderr))
+                            f"{tail(stdout + stderr)}"))
 
     def _push_runner(self, device: adbutils.AdbDevice) -> str:
         files = runner_files()
@@ -364,8 +437,7 @@ class ADBTransport:
             return None, None
         if str(spec).strip() == "big":
             if self._big is None:
-                out, _, _ = self._shell(device, "grep -H . /sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq",
-                                        timeout=30)
+                out, _, _ = self._shell(device, "grep -H . /sys/devices/system/cpu/cpu*/cpufreq/cpuinfo_max_freq")
                 try:
                     self._big = big_core_mask(out)
                 except ValueError as exc:
@@ -380,50 +452,47 @@ class ADBTransport:
         return cores, format(sum(1 << c for c in cores), "x")
 
     def _thermal(self, device: adbutils.AdbDevice) -> Tuple[Optional[int], Dict[str, float]]:
-        out, _, code = self._shell(device, "dumpsys thermalservice", timeout=30)
+        out, _, code = self._shell(device, "dumpsys thermalservice")
         if code != 0:
             return None, {}
         return parse_thermal_status(out), parse_temperatures(out)
 
     def _battery_sample(self, device: adbutils.AdbDevice, supply: str) -> Tuple[float, float, float, float]:
-        """(time sent, time answered, current_now uA, voltage_now uV)."""
-        base = f"/sys/class/power_supply/{supply}"
+        """(time sent, time answered, current_now uA, voltage_now uV) of the power supply
+        ``supply`` (a name under /sys/class/power_supply, quoted into the command)."""
+        base = posixpath.join("/sys/class/power_supply", supply)
+        files = " ".join(shlex.quote(posixpath.join(base, name)) for name in ("current_now", "voltage_now"))
         sent = time.monotonic()
-        out, err, code = self._shell(device, f"cat {base}/current_now {base}/voltage_now", timeout=10)
-        values = out.split()
-        if code != 0 or len(values) != 2:
+        out, err, code = self._shell(device, f"cat {files}", timeout=SAMPLE_TIMEOUT_S)
+        values = _finite_numbers(out.split()) if code == 0 else []
+        if len(values) != 2:
             raise DeviceError(f"{self.serial}: cannot read {base}/current_now and voltage_now for battery energy: "
                               f"{tail(out + err) or 'no output'}", retryable=False)
-        return sent, time.monotonic(), float(values[0]), float(values[1])
+        return sent, time.monotonic(), values[0], values[1]
 
-    def _benchmark(self, device: adbutils.AdbDevice, remote_model: str, options: argparse.Namespace) -> Dict[str, Any]:
-        affinity_spec = options.affinity if options.affinity is not None else self.cpu_affinity
-        if isinstance(affinity_spec, (tuple, list)):
-            affinity_spec = ",".join(str(c) for c in affinity_spec)
-        cores, mask = self._affinity(device, affinity_spec)
-        flags = [f"--graph={remote_model}", f"--num_threads={options.threads}",
-                 f"--warmup_runs={options.warmup_min_runs}", f"--warmup_min_secs={options.warmup_min_time_s:g}",
-                 f"--num_runs={options.min_runs}", f"--min_secs={options.min_time_s:g}",
+    def _benchmark(self, device: adbutils.AdbDevice, remote_model: str, request: RunRequest) -> Dict[str, Any]:
+        cores, mask = self._affinity(device, request.affinity_spec)
+        flags = [f"--graph={remote_model}", f"--num_threads={request.threads}",
+                 f"--warmup_runs={request.warmup.min_runs}", f"--warmup_min_secs={request.warmup.min_time_s:g}",
+                 f"--num_runs={request.repeat.min_runs}", f"--min_secs={request.repeat.min_time_s:g}",
                  "--enable_op_profiling=false", "--report_peak_memory_footprint=true"]
+        if request.delegate is not None:
+            flags.append(DELEGATE_FLAGS[request.delegate])
         command = " ".join(([f"taskset {mask}"] if mask else []) + [shlex.quote(self.benchmark_binary)]
                            + [shlex.quote(f) for f in flags])
-        config = options.energy_config
-        source = options.energy_source
-        supply = str(config.get("battery_supply") or "battery")
+        settings = request.energy
+        source = settings.source
+        supply = settings.battery_supply or "battery"
         if source == "auto":
             try:
                 self._battery_sample(device, supply)
                 source = "battery"
             except DeviceError:
                 source = "model"
-        if source not in ("battery", "model"):
-            raise ValueError(f"energy source {source!r} is not available over adb in benchmark_model mode "
-                             f"(use 'battery', 'model' or 'auto')")
-        interval = float(config.get("sample_interval_s") or 0.1)
+        interval = settings.sample_interval_s or DEFAULT_SAMPLE_INTERVAL_S
         idle: List[Tuple[float, float]] = []
         if source == "battery":
-            idle_s = float(config.get("idle_s") if config.get("idle_s") is not None else 1.0)
-            end = time.monotonic() + idle_s
+            end = time.monotonic() + (settings.idle_s if settings.idle_s is not None else DEFAULT_IDLE_S)
             while True:
                 _, _, current, voltage = self._battery_sample(device, supply)
                 idle.append((current, voltage))
@@ -436,7 +505,7 @@ class ADBTransport:
 
         def run_binary() -> None:
             try:
-                outcome["result"] = self._shell(device, command)
+                outcome["result"] = self._shell(device, command, request.timeout_s)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
                 outcome["error"] = exc
             outcome["end"] = time.monotonic()
@@ -469,21 +538,24 @@ class ADBTransport:
         timed = parsed["inference_us"]
         count, avg_us = int(timed["count"]), float(timed["avg"])
         run_s = count * avg_us / 1e6
-        if source == "battery":
-            # The timed runs are the last run_s seconds before the binary exited. The exit reaches
-            # the host a little after it happens, so samples answered within two round trips of
-            # the end are left out: they may have been read after the load stopped.
-            guard = 2.0 * max((answered - sent for sent, answered, _, _ in samples), default=0.0)
-            end = outcome["end"]
-            window = [(c, v) for sent, answered, c, v in samples if sent >= end - run_s and answered <= end - guard]
-            energy = battery_energy(window if len(window) >= 2 else [(c, v) for _, _, c, v in samples],
-                                    idle, run_s, count)
-            energy["window"] = "timed runs" if len(window) >= 2 else "whole benchmark_model process"
-            energy["sampled_over"] = "adb shell"
-        else:
-            power = float(config.get("active_power_w") or DEFAULT_ACTIVE_POWER_W)
-            energy = model_energy(run_s * options.threads, run_s, count, power)
-            energy["cpu_s_assumed"] = "threads x run time (benchmark_model reports no CPU time)"
+        try:
+            if source == "battery":
+                # The timed runs are the last run_s seconds before the binary exited. The exit reaches
+                # the host a little after it happens, so samples answered within two round trips of
+                # the end are left out: they may have been read after the load stopped.
+                guard = 2.0 * max((answered - sent for sent, answered, _, _ in samples), default=0.0)
+                end = outcome["end"]
+                window = [(c, v) for sent, answered, c, v in samples if sent >= end - run_s and answered <= end - guard]
+                energy = battery_energy(window if len(window) >= 2 else [(c, v) for _, _, c, v in samples],
+                                        idle, run_s, count)
+                energy["window"] = "timed runs" if len(window) >= 2 else "whole benchmark_model process"
+                energy["sampled_over"] = "adb shell"
+            else:
+                power = settings.active_power_w or DEFAULT_ACTIVE_POWER_W
+                energy = model_energy(run_s * request.threads, run_s, count, power)
+                energy["cpu_s_assumed"] = "threads x run time (benchmark_model reports no CPU time)"
+        except ValueError as exc:  # figures from the phone that give no energy (no runs, no time)
+            raise DeviceError(f"{self.serial}: no energy from benchmark_model's figures: {exc}", retryable=False) from None
         std_us = float(timed.get("std", 0.0))
         summary = {key: timed[key] / 1000.0 for key in ("first", "curr", "min", "max", "avg", "std") if key in timed}
         summary.update(count=count, cv=(std_us / avg_us) if avg_us > 0 else 0.0)
@@ -499,12 +571,13 @@ class ADBTransport:
             "summary_ms": summary,
             "backend": "litert",
             "runtime": "tflite benchmark_model",
-            "threads": options.threads,
+            "threads": request.threads,
             "affinity": cores,
             "taskset_mask": mask,
             "warmup": {"runs": int(parsed["warmup_us"]["count"]),
                        "time_s": parsed["warmup_us"]["count"] * parsed["warmup_us"].get("avg", 0.0) / 1e6},
             "init_ms": parsed["init_us"] / 1000.0 if "init_us" in parsed else None,
+            "delegate": benchmark_delegation(parse_delegates(stdout + "\n" + stderr), request.delegate),
             "peak_mem_mb": float(peak),
             "peak_mem_kind": "periodic monitoring" if "peak_mem_mb" in parsed else "footprint delta",
             "energy": energy,
@@ -531,5 +604,14 @@ class ADBTransport:
         }
 
     def _props(self, device: adbutils.AdbDevice) -> Dict[str, str]:
-        out, _, _ = self._shell(device, "getprop", timeout=30)
+        out, _, _ = self._shell(device, "getprop")
         return parse_getprop(out)
+
+
+def _check_benchmarkable(request: RunRequest) -> None:
+    """ValueError when benchmark_model mode cannot do what ``request`` asks."""
+    if request.backend != "litert":
+        raise ValueError(f"benchmark_model runs .tflite models (backend 'litert'), got backend {request.backend!r}")
+    if request.energy.source not in BENCHMARK_ENERGY_SOURCES:
+        raise ValueError(f"energy source {request.energy.source!r} is not available over adb in benchmark_model "
+                         f"mode (use {', '.join(repr(s) for s in BENCHMARK_ENERGY_SOURCES)})")

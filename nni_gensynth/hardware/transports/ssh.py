@@ -12,8 +12,9 @@ What is pushed, over SFTP into the profile's ``workdir``:
 
 Uploads go to a temporary name and are renamed when complete, so a dropped connection never
 leaves a half-written file under a final name. The command run is
-``cd WORKDIR/runner-<hash> && PYTHON -m nni_gensynth.device measure ...``; only the JSON object on
-its last stdout line is read back. While files are pushed and while the runner runs, the link is
+``cd WORKDIR/runner-<hash> && exec PYTHON -m nni_gensynth.device measure ...`` (``runner_argv``
+of the request); only the JSON object on its last stdout line is read back, and reading stops
+(the channel is closed) past ``MAX_OUTPUT_BYTES`` of output or after the request's timeout_s. While files are pushed and while the runner runs, the link is
 probed (``LinkWatch``, ``guarded``): a device
 that stops answering is a retryable DeviceError within ``alive_timeout_s``, not after the command
 timeout. A runner left running by a dropped connection is stopped before the next one starts
@@ -34,16 +35,12 @@ from typing import Any, Dict, List, Optional
 
 import paramiko
 
+from ..answer import read_answer, tail, too_much_output
+from ..lease import leased_runner_command, raise_if_busy
+from ..limits import ALIVE_INTERVAL_S, ALIVE_TIMEOUT_S, CONNECT_TIMEOUT_S, MAX_OUTPUT_BYTES, SSH_KEEPALIVE_S
+from ..request import RunRequest, runner_argv
 from .base import DeviceError
-from .remote import (
-    remote_model_name,
-    runner_answer,
-    runner_files,
-    runner_version,
-    substitute_model_path,
-    tail,
-    transport_settings,
-)
+from .remote import remote_model_name, runner_files, runner_version, transport_settings
 from .ssh_liveness import LinkWatch, guarded
 
 DEFAULT_WORKDIR = "nni-gensynth"  # relative to the login directory
@@ -95,8 +92,8 @@ class SSHTransport:
     ``profile`` is a HardwareProfile (its ``transport`` mapping is read) or that mapping itself:
     ``host`` (required), ``port`` (22), ``user`` (current user), ``key_file`` (else the SSH
     agent / default keys), ``known_hosts`` (else ~/.ssh/known_hosts), ``python`` ("python3"),
-    ``workdir`` ("nni-gensynth", relative to the login directory), ``timeout_s`` (600, one
-    runner call).
+    ``workdir`` ("nni-gensynth", relative to the login directory). How long one runner call may
+    take is the request's ``timeout_s``.
 
     ``alive_interval_s`` / ``alive_timeout_s``: while the runner runs, a keepalive that wants a
     reply is sent every ``alive_interval_s``; no reply within ``alive_timeout_s`` means the device
@@ -109,11 +106,10 @@ class SSHTransport:
         self,
         profile: Any,
         *,
-        connect_timeout_s: float = 10.0,
-        command_timeout_s: Optional[float] = None,
-        keepalive_s: int = 5,
-        alive_interval_s: float = 2.0,
-        alive_timeout_s: float = 8.0,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        keepalive_s: int = SSH_KEEPALIVE_S,
+        alive_interval_s: float = ALIVE_INTERVAL_S,
+        alive_timeout_s: float = ALIVE_TIMEOUT_S,
         insecure_accept_unknown_host_key: bool = False,
     ) -> None:
         fields = transport_settings(profile, "ssh")
@@ -135,7 +131,6 @@ class SSHTransport:
         # SFTP and the remote shell both start in the login directory: "~/x" is just "x" there.
         self.workdir = "." if workdir in ("~", "~/") else (workdir[2:] if workdir.startswith("~/") else workdir)
         self.connect_timeout_s = float(connect_timeout_s)
-        self.command_timeout_s = float(command_timeout_s or fields.get("timeout_s") or 600.0)
         self.keepalive_s = int(keepalive_s)
         self.alive_interval_s = float(alive_interval_s)
         self.alive_timeout_s = float(alive_timeout_s)
@@ -151,16 +146,16 @@ class SSHTransport:
     # -- public API --------------------------------------------------------------------------
 
     def device_id(self) -> str:
-        """``ssh://user@host:port``."""
-        return f"ssh://{self.user}@{self.host}:{self.port}"
+        """``ssh:user@host:port``."""
+        return f"ssh:{self.user}@{self.host}:{self.port}"  # no "//": NNI 3.0 cannot carry it in a result
 
-    def run_device_runner(self, model_path: Path, args: List[str]) -> Dict[str, Any]:
-        """Push the runner (if changed) and the model (if new), run the runner, return its JSON.
+    def run(self, request: RunRequest) -> Dict[str, Any]:
+        """Push the runner (if changed) and the model (if new), run the runner, return its answer.
 
         Raises DeviceError(retryable=True) when the connection fails or drops, and
         DeviceError(retryable=False) when the runner reports an error or the host key is refused.
         """
-        model_path = Path(model_path)
+        model_path = Path(request.model_path)
         if not model_path.is_file():
             raise FileNotFoundError(f"model file not found: {model_path}")
         with self._lock:
@@ -171,8 +166,12 @@ class SSHTransport:
                              f"files were pushed to {self._where()}"):
                     runner_dir = self._push_runner(client)
                     remote_model = self._push_model(client, model_path)
-                argv = substitute_model_path(args, model_path, remote_model)
-                return self._run(client, runner_command(runner_dir, self.python, argv))
+                argv = runner_argv(request, remote_model)
+                if request.lease is not None:  # a pool's run: under the device's lease, no orphan killing
+                    command = leased_runner_command(self._abs_workdir, runner_dir, self.python, argv, request)
+                else:
+                    command = runner_command(runner_dir, self.python, argv)
+                return self._run(client, command, request.timeout_s)
             except DeviceError as exc:
                 if exc.retryable:
                     self._drop()
@@ -325,13 +324,13 @@ class SSHTransport:
 
     # -- running -------------------------------------------------------------------------------
 
-    def _run(self, client: paramiko.SSHClient, command: str) -> Dict[str, Any]:
+    def _run(self, client: paramiko.SSHClient, command: str, timeout_s: float) -> Dict[str, Any]:
         transport = client.get_transport()
         if transport is None:
             raise DeviceError(f"SSH connection to {self._where()} is closed", retryable=True)
         channel = transport.open_session(timeout=self.connect_timeout_s)
         out, err = bytearray(), bytearray()
-        deadline = time.monotonic() + self.command_timeout_s
+        deadline = time.monotonic() + timeout_s
         watch = LinkWatch(transport, self.alive_interval_s, self.alive_timeout_s)
         try:
             channel.exec_command(command)
@@ -343,6 +342,8 @@ class SSHTransport:
                 if channel.recv_stderr_ready():
                     err += channel.recv_stderr(65536)
                     busy = True
+                if len(out) + len(err) > MAX_OUTPUT_BYTES:
+                    raise too_much_output(self._where())
                 if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break
                 if not transport.is_active():
@@ -354,7 +355,7 @@ class SSHTransport:
                         retryable=True)
                 if time.monotonic() > deadline:
                     raise DeviceError(
-                        f"device runner on {self._where()} did not finish within {self.command_timeout_s:.0f} s "
+                        f"device runner on {self._where()} did not finish within {timeout_s:g} s "
                         f"(the device still answers; stderr so far: {tail(err.decode('utf-8', 'replace')) or '(empty)'})",
                         retryable=True)
                 if not busy:
@@ -369,11 +370,11 @@ class SSHTransport:
                 f"SSH connection to {self._where()} was lost during the measurement "
                 f"(no exit status received); the device may have rebooted, lost network or power",
                 retryable=True)
-        return runner_answer(
-            stdout, status, self._where(),
+        raise_if_busy(stdout, status, self._where())
+        return read_answer(
+            stdout, stderr, status, self._where(),
             not_found_hint=(f"{self.python!r} or the runner was not found on the device (set transport.python "
-                            f"in the profile): {tail(stderr)}"),
-            output_tail=f"stderr: {tail(stderr) or '(empty)'}")
+                            f"in the profile): {tail(stderr)}"))
 
 
 def runner_command(runner_dir: str, python: str, argv: List[str]) -> str:

@@ -1,0 +1,189 @@
+"""Does probing pay? Probing against its ablation, paired by seed, with a paired test.
+
+    python benchmarks/probing.py --seeds 0-7 [--setting default|hard] [--out-dir benchmarks/results/probing]
+                                 [--rerun] [--budget N] [--generate N]
+
+Each seed runs `benchmarks/synthesis.py` (examples/synthesis.yml through the tuner: the probing arm
+and its ablation, same seed, same first candidates, same data and recipe; trainings shared between
+the arms where they coincide) and writes `<out-dir>/<setting>-seed<k>.json`; a seed whose file
+exists is read, not run again (`--rerun` runs it anyway), so seeds can be added one at a time.
+Setting `hard`: MACs at most 1/30 of the prototype's (instead of 1/10), where compact networks are
+rarer and the probes' advice should matter more.
+
+For four measures it tables each seed and the medians, and tests probing minus ablation with the
+Wilcoxon signed-rank test (two-sided, exact for small n; zero differences dropped), with the median
+paired difference and the matched-pairs rank-biserial correlation as effect sizes:
+- best feasible NetScore (higher is better; an arm with no feasible network ranks below any that
+  has one: such a pair's difference is set beyond every observed one),
+- trainings until the first feasible network (lower is better; none = budget + 1),
+- feasible fraction of the trained candidates,
+- share of the taught generator's networks that meet every requirement after training.
+Writes `<out-dir>/<setting>.md` and `<setting>.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SETTINGS = {"default": [], "hard": ["macs.max=prototype / 30"]}
+MEASURES = (  # key, label, larger is better
+    ("best_netscore", "best feasible NetScore", True),
+    ("first_feasible", "trainings to first feasible", False),
+    ("feasible_fraction", "feasible fraction", True),
+    ("generated_share", "generated meeting every requirement", True),
+)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-7' or '0,2,5' -> seeds."""
+    seeds: list[int] = []
+    for part in text.split(","):
+        low, sep, high = part.partition("-")
+        seeds += list(range(int(low), int(high) + 1)) if sep else [int(low)]
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValueError(f"--seeds must be like 0-7 or 0,2,5, got {text!r}")
+    return seeds
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0-7")
+    parser.add_argument("--setting", choices=sorted(SETTINGS), default="default")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "benchmarks" / "results" / "probing")
+    parser.add_argument("--rerun", action="store_true", help="run seeds whose result file exists again")
+    parser.add_argument("--budget", type=int, default=None, help="trials per arm (default: the YAML's)")
+    parser.add_argument("--generate", type=int, default=10)
+    args = parser.parse_args(argv)
+    try:
+        args.seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict:
+    """One seed's synthesis run (read from its file when it exists and --rerun is not given)."""
+    out = args.out_dir / f"{args.setting}-seed{seed}.json"
+    if not out.is_file() or args.rerun:
+        from benchmarks import synthesis
+
+        argv = ["--out", str(out), "--seed", str(seed), "--generate", str(args.generate)]
+        argv += [f"--constraint={c}" for c in SETTINGS[args.setting]]
+        if args.budget:
+            argv += ["--budget", str(args.budget)]
+        synthesis.main(argv)
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def arm_measures(run: dict, arm: str) -> dict[str, Optional[float]]:
+    """The four measures of one arm of one run."""
+    summary = run["arms"][arm]
+    budget = run["settings"]["budget"]
+    first = summary.get("first_feasible_training")
+    asked = run["generated"]["asked"] if run.get("generated") else None
+    meeting = summary.get("generated_meeting_all")
+    return {"best_netscore": summary.get("best_netscore"),
+            "first_feasible": float(first) if first is not None else float(budget + 1),
+            "feasible_fraction": summary.get("feasible_fraction"),
+            "generated_share": (meeting / asked) if meeting is not None and asked else None}
+
+
+def paired_differences(pairs: Sequence[tuple[Optional[float], Optional[float]]], larger_is_better: bool) -> list[float]:
+    """probing - ablation per seed, signed so that a positive difference favours probing; a
+    missing value (no feasible network) loses to any present one by more than every observed gap."""
+    present = [v for pair in pairs for v in pair if v is not None]
+    beyond = (max(present) - min(present) + 1.0) if present else 1.0
+    out = []
+    for probing, ablation in pairs:
+        if probing is None and ablation is None:
+            out.append(0.0)
+        elif probing is None:
+            out.append(-beyond)
+        elif ablation is None:
+            out.append(beyond)
+        else:
+            out.append((probing - ablation) if larger_is_better else (ablation - probing))
+    return out
+
+
+def paired_test(differences: Sequence[float]) -> dict[str, Any]:
+    """Wilcoxon signed-rank (two-sided), median difference and rank-biserial correlation."""
+    from scipy.stats import rankdata, wilcoxon
+
+    nonzero = [d for d in differences if d != 0.0]
+    result: dict[str, Any] = {"n": len(differences), "nonzero": len(nonzero),
+                              "median_difference": statistics.median(differences) if differences else None,
+                              "wins": sum(d > 0 for d in differences), "losses": sum(d < 0 for d in differences)}
+    if not nonzero:
+        return dict(result, p_value=1.0, rank_biserial=0.0)
+    ranks = rankdata([abs(d) for d in nonzero])
+    positive = sum(r for r, d in zip(ranks, nonzero) if d > 0)
+    negative = sum(r for r, d in zip(ranks, nonzero) if d < 0)
+    result["rank_biserial"] = round((positive - negative) / (positive + negative), 3)
+    result["p_value"] = float(wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue) \
+        if len(nonzero) >= 1 else 1.0
+    return result
+
+
+def _fmt(value: Optional[float], spec: str = ".2f") -> str:
+    return "none" if value is None else format(value, spec)
+
+
+def table(runs: dict[int, dict]) -> tuple[str, dict]:
+    """Markdown table (per seed, median, test) and the tests as data."""
+    header = "| seed | " + " | ".join(f"{label}: probing / ablation" for _, label, _ in MEASURES) + " |"
+    lines = [header, "|---|" + "---|" * len(MEASURES)]
+    columns: dict[str, list] = {key: [] for key, _, _ in MEASURES}
+    for seed, run in sorted(runs.items()):
+        probing, ablation = arm_measures(run, "probing"), arm_measures(run, "ablation")
+        cells = []
+        for key, _, _ in MEASURES:
+            columns[key].append((probing[key], ablation[key]))
+            cells.append(f"{_fmt(probing[key])} / {_fmt(ablation[key])}")
+        lines.append(f"| {seed} | " + " | ".join(cells) + " |")
+    tests = {}
+    median_cells, test_cells = [], []
+    for key, _, larger in MEASURES:
+        pairs = columns[key]
+        meds = [statistics.median([v for v in side if v is not None]) if any(v is not None for v in side) else None
+                for side in zip(*pairs)] if pairs else [None, None]
+        median_cells.append(f"{_fmt(meds[0])} / {_fmt(meds[1])}")
+        tests[key] = paired_test(paired_differences(pairs, larger))
+        t = tests[key]
+        test_cells.append(f"p = {t['p_value']:.3f}, {t['wins']} wins / {t['losses']} losses, "
+                          f"r = {t['rank_biserial']:+.2f}")
+    lines.append("| median | " + " | ".join(median_cells) + " |")
+    lines.append("| Wilcoxon (probing vs ablation) | " + " | ".join(test_cells) + " |")
+    return "\n".join(lines), tests
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    runs = {seed: run_seed(seed, args) for seed in args.seeds}
+    markdown, tests = table(runs)
+    verdicts = []
+    for key, label, _ in MEASURES:
+        t = tests[key]
+        side = "probing" if t["wins"] > t["losses"] else "the ablation" if t["losses"] > t["wins"] else "neither"
+        verdicts.append(f"- {label}: {side} ahead in more seeds ({t['wins']} vs {t['losses']}), "
+                        f"{'significant' if t['p_value'] < 0.05 else 'not significant'} (p = {t['p_value']:.3f})")
+    text = f"## Probing vs ablation, setting `{args.setting}`, seeds {args.seeds}\n\n{markdown}\n\n" + "\n".join(verdicts)
+    (args.out_dir / f"{args.setting}.md").write_text(text + "\n", encoding="utf-8")
+    (args.out_dir / f"{args.setting}.json").write_text(json.dumps(
+        {"setting": args.setting, "seeds": args.seeds, "tests": tests,
+         "per_seed": {seed: {"probing": arm_measures(r, "probing"), "ablation": arm_measures(r, "ablation")}
+                      for seed, r in runs.items()}}, indent=1, default=str) + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

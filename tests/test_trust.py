@@ -1,0 +1,93 @@
+"""θ_I's trust in probe responses: responses that predicted well gain weight, misleading ones lose it."""
+from __future__ import annotations
+
+import numpy as np
+
+from nni_gensynth.engine import GenSynth, Objective, Requirements, SearchSpace
+from nni_gensynth.engine.inquisitor import Inquisitor, Record
+from nni_gensynth.engine.trust import ProbeTrust, decision_kind
+
+N = 4
+SPACE = SearchSpace({**{f"s{i}_width": {"_type": "choice", "_value": [8, 16, 32, 64]} for i in range(1, N + 1)},
+                     **{f"b{i}_block": {"_type": "choice", "_value": ["keep", "skip"]} for i in range(1, N + 1)}})
+PARENT = {**{f"s{i}_width": 32 for i in range(1, N + 1)}, **{f"b{i}_block": "keep" for i in range(1, N + 1)}}
+
+
+def record(accuracy: float, responses: dict = None, **values) -> Record:
+    return Record(SPACE.from_parameters({**PARENT, **values}), score=accuracy, metrics={"accuracy": accuracy},
+                  responses=responses)
+
+
+# The probes of a 32-wide parent say: every width can shrink to 16, every block can go.
+RESPONSES = {**{f"s{i}_width": {"target": 16, "weight": 0.9} for i in range(1, N + 1)},
+             **{f"b{i}_block": {"target": "skip", "weight": 0.9} for i in range(1, N + 1)}}
+
+
+def stream(width_right: bool, block_right: bool, n: int = N) -> list[Record]:
+    """A probed parent, then children that each follow one response: a narrower layer (which
+    keeps accuracy when the width responses are right) or a skipped block (which keeps accuracy
+    when the block responses are right)."""
+    records = [record(0.95, RESPONSES)]
+    for i in range(1, n + 1):
+        records.append(record(0.95 if width_right else 0.80, RESPONSES, **{f"s{i}_width": 16}))
+        records.append(record(0.95 if block_right else 0.80, RESPONSES, **{f"b{i}_block": "skip"}))
+    return records
+
+
+def test_responses_that_predicted_well_gain_trust_and_misleading_ones_lose_it():
+    trust = ProbeTrust(SPACE)
+    trust.learn(stream(width_right=True, block_right=False))
+    assert trust.trust("s1_width") > 0.8 and trust.trust("b2_block") < 0.2
+    assert set(trust.summary()) == {"block", "width"}
+    again = ProbeTrust(SPACE)
+    again.learn(stream(width_right=False, block_right=True))
+    assert again.trust("s1_width") < 0.2 and again.trust("b1_block") > 0.8
+
+
+def test_a_keep_response_is_right_when_changing_the_decision_costs_accuracy():
+    keep = {"b1_block": {"target": "keep", "weight": 1.0}}
+    records = [record(0.95, keep)] + [record(0.70, None, b1_block="skip", s1_width=w) for w in (8, 16, 64)]
+    trust = ProbeTrust(SPACE)
+    trust.learn(records)
+    assert trust.trust("b1_block") > 0.6
+
+
+def test_without_evidence_trust_is_half_and_each_network_is_judged_once():
+    trust = ProbeTrust(SPACE)
+    assert trust.trust("s1_width") == 0.5 and decision_kind("b3_expansion") == "expansion"
+    records = stream(width_right=True, block_right=True, n=2)
+    trust.learn(records)
+    before = trust.state_dict()
+    trust.learn(records)  # the same records again (every cycle sees all of them): no double count
+    assert trust.state_dict() == before
+    restored = ProbeTrust(SPACE)
+    restored.load_state_dict(before)
+    assert restored.summary() == trust.summary()
+    restored.load_state_dict({"kinds": {"width": [float("nan"), 1], "x": "junk"}, "judged": [3]})  # damage ignored
+
+
+def test_distrusted_kinds_are_left_out_of_the_suggested_network():
+    inquisitor = Inquisitor(SPACE, Requirements())
+    records = stream(width_right=True, block_right=False)
+    inquisitor.trust.learn(records)
+    arch, confidence = inquisitor.suggested_architecture(records[0])
+    values = SPACE.to_parameters(arch)
+    assert all(values[f"s{i}_width"] == 16 for i in range(1, N + 1))  # trusted: followed
+    assert all(values[f"b{i}_block"] == "keep" for i in range(1, N + 1))  # distrusted: ignored
+    assert 0 < confidence <= 0.9
+
+
+def test_the_engine_logs_trust_per_cycle_and_keeps_it_across_a_restart():
+    engine = GenSynth(SPACE, Objective("accuracy"), population_size=3, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(9):
+        arch = engine.ask()
+        params = SPACE.to_parameters(arch)
+        engine.tell(arch, {"default": 0.9, "accuracy": 0.9 - 0.1 * (params["b1_block"] == "skip") + 0.01 * rng.random(),
+                           "responses": RESPONSES})
+    assert len(engine.cycles) == 3 and set(engine.cycles[-1].trust) <= {"width", "block"}
+    state = engine.state_dict()
+    resumed = GenSynth(SPACE, Objective("accuracy"), population_size=3, seed=0)
+    resumed.load_state_dict(state)
+    assert resumed.inquisitor.trust.summary() == engine.inquisitor.trust.summary()
+    assert resumed.cycles[-1].trust == engine.cycles[-1].trust
