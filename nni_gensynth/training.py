@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from .data import DataSplit
 from .defaults import DEFAULT_EPOCHS
+from .hardware.host_lease import yield_to_measurement
 from .stats import Accuracy
 
 HYPERPARAMETER_KEYS = frozenset({"lr", "weight_decay", "batch_size"})
@@ -191,6 +192,7 @@ def train(model: nn.Module, data: DataSplit, config: TrainConfig = TrainConfig()
         order = torch.randperm(n, generator=generator)
         total_loss = 0.0
         for start in range(0, n, config.batch_size):
+            yield_to_measurement()  # a candidate timed on this host gets idle cores
             idx = order[start:start + config.batch_size]
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])

@@ -2,8 +2,8 @@
 
     python -m nni_gensynth.trial [--parameters JSON] [--save-weights PATH] [--no-progress]
                                  [evaluation options: --builder --image-size --channels --data
-                                  --hw-profile --constraints --epochs --seed --threads --probe
-                                  --probe-fraction --skip-infeasible --no-cache]
+                                  --hw-profile --precision --constraints --epochs --seed --threads
+                                  --probe --probe-fraction --skip-infeasible --no-cache]
 
 Parameters come from `nni.get_next_parameter()`, or from `--parameters` to run outside NNI.
 The evaluation options make an `EvaluationSpec`; `Evaluator.evaluate` builds the network,
@@ -20,9 +20,16 @@ Final result (`nni.report_final_result`), a dict:
                     accuracy_low / accuracy_high (Wilson 95% interval) and accuracy_n;
     test_accuracy   the same on the test split (and its interval): for reports only; the tuner
                     never learns from it;
-    latency_ms, latency_p90_ms, cv, energy_mj, energy_source, peak_mem_mb, backend, device, ...
-                    the first profile's measurement (nni_gensynth.hardware); the other profiles'
-                    prefixed with their backend (litert_latency_ms, ...);
+    latency_ms, latency_p90_ms, cv, energy_mj, energy_source, peak_mem_mb, backend, device,
+    delegate, ...   the first profile's measurement (nni_gensynth.hardware); the other profiles'
+                    prefixed with their backend (litert_latency_ms, ...); `delegate` is what really
+                    ran the graph (xnnpack, none, CPUExecutionProvider, ...);
+    int8_latency_ms, int8_energy_mj, ..., litert_int8_latency_ms, ...
+                    with --precision int8|both (or a profile's `precision`): the same figures of
+                    the static int8 model (calibrated on training images), measured before training;
+    int8_accuracy   the trained network quantized to int8 for that profile's backend, run on this
+                    host, on the validation split (with its interval), and test_int8_accuracy on
+                    the test split (reports only); per profile: litert_int8_accuracy, ...;
     params, macs    raw counts (MACs = FLOPs / 2, see nni_gensynth.counting);
     netscore        NetScore in dB from accuracy %, params in M and MACs in G;
     feasible        bool: every constraint met by the measured/reported metrics;

@@ -66,6 +66,11 @@ class SSHServer:
             "PermitRootLogin prohibit-password",
             "Subsystem sftp internal-sftp",
             "LogLevel ERROR",
+            # The login shell must not run the user's rc files: on this machine ~/.bashrc runs
+            # `pyenv rehash`, which waits 60 s for a lock file that a login killed by a test (a
+            # device losing power) leaves behind, and every later login would time out. Bash reads
+            # ~/.bashrc under sshd only at SHLVL < 2, so starting it at 1 skips it.
+            "SetEnv SHLVL=1 PYENV_REHASH_TIMEOUT=1",
             "",
         ]))
 

@@ -1,6 +1,5 @@
 """Params and MACs come from torch's FlopCounterMode; check them against a hand calculation."""
 import pytest
-import torch
 from torch import nn
 
 from nni_gensynth.counting import count, count_macs, count_params

@@ -114,12 +114,13 @@ def test_prototype_networks_are_probed_and_others_refuse_probe():
 @given(image_size=st.integers(1, 4096), channels=st.integers(1, 64), epochs=st.integers(1, 10_000),
        seed=st.integers(0, 2**32 - 1), probe=st.sampled_from([None, True, False]),
        fraction=st.floats(0.01, 1.0), profiles=st.sampled_from([(), ("host-cpu",), ("host-cpu", "host-tflite")]),
-       limit=st.one_of(st.none(), st.floats(1e-6, 1e6)), skip=st.booleans(), cache=st.booleans())
+       limit=st.one_of(st.none(), st.floats(1e-6, 1e6)), skip=st.booleans(), cache=st.booleans(),
+       precision=st.sampled_from([None, "fp32", "int8", "both"]))
 def test_the_command_line_form_gives_the_spec_back(image_size, channels, epochs, seed, probe, fraction, profiles,
-                                                    limit, skip, cache):
+                                                    limit, skip, cache, precision):
     spec = EvaluationSpec(image_size=image_size, channels=channels, epochs=epochs, seed=seed, probe=probe,
                           probe_fraction=fraction, hw_profiles=profiles, skip_infeasible=skip, use_cache=cache,
-                          requirements={} if limit is None else {"params": {"max": limit}})
+                          requirements={} if limit is None else {"params": {"max": limit}}, precision=precision)
     assert spec_from_argv(spec.to_argv()) == spec
     assert EvaluationSpec.from_dict(spec.as_dict()) == spec
 
@@ -132,6 +133,7 @@ def test_the_command_line_form_gives_the_spec_back(image_size, channels, epochs,
     ({"builder": ""}, "builder: must be a non-empty string"),
     ({"hw_profiles": ["host-cpu", 3]}, "hw_profiles\\[1\\]: must be a string"),
     ({"requirements": {"latency_ms": {"max": "fast"}}}, "requirements"),
+    ({"precision": "int4"}, "precision: must be one of fp32, int8, both"),
 ])
 def test_bad_settings_are_named(changes, fragment):
     with pytest.raises(SpecError, match=fragment):
@@ -182,3 +184,77 @@ def test_the_search_never_reads_the_test_split():
     a, b = search(data), search(shuffled)
     assert a[0] == b[0] and a[1] == b[1]  # proposals and learned scores identical
     assert a[2] != b[2]  # while the test accuracies differ
+
+
+# -- int8: measured as it ships, side by side with float32 -------------------------------------------
+def _fast_profiles(directory, precision=None):
+    """ONNX Runtime and LiteRT profiles with short timing, for 16x16 grey digits."""
+    from hw_support import write_profile
+
+    extra = {} if precision is None else {"precision": precision}
+    return (str(write_profile(directory, "fast-ort", input_shape=[1, 1, 16, 16], **extra)),
+            str(write_profile(directory, "fast-litert", backend="litert", input_shape=[1, 1, 16, 16], **extra)))
+
+
+def test_precision_both_reports_float32_and_int8_side_by_side(tmp_path):
+    """The profiles say `precision: both`: every candidate is measured as float32 and int8 on both
+    backends, before training; after training the int8 models' accuracy is reported too."""
+    evaluator = Evaluator(EvaluationSpec(epochs=3, hw_profiles=_fast_profiles(tmp_path, "both")))
+    names = set(evaluator.constrainable())
+    for scope in ("", "int8_", "litert_", "litert_int8_"):
+        assert {f"{scope}latency_ms", f"{scope}energy_mj", f"{scope}peak_mem_mb"} <= names
+    assert {"int8_accuracy", "test_int8_accuracy", "litert_int8_accuracy", "test_litert_int8_accuracy"} <= names
+
+    before = evaluator.measure(SMALL)  # fresh weights: the int8 model is calibrated on untrained ones
+    metrics = evaluator.evaluate(SMALL, progress=False)
+    for scope in ("", "int8_", "litert_", "litert_int8_"):
+        assert metrics[f"{scope}latency_ms"] > 0 and metrics[f"{scope}energy_mj"] > 0
+        # one measurement per (network, profile, precision): the trial's is the screening's, cached
+        assert metrics[f"{scope}latency_ms"] == before[f"{scope}latency_ms"]
+    assert (metrics["delegate"], metrics["litert_delegate"], metrics["litert_int8_delegate"]) == (
+        "CPUExecutionProvider", "xnnpack", "xnnpack")
+    for name in ("int8_accuracy", "litert_int8_accuracy"):
+        assert abs(metrics[name] - metrics["accuracy"]) <= 0.02 and metrics[f"{name}_n"] == metrics["accuracy_n"]
+        assert abs(metrics[f"test_{name}"] - metrics["test_accuracy"]) <= 0.02
+    float_only = Evaluator(EvaluationSpec(hw_profiles=_fast_profiles(tmp_path), precision="fp32")).constrainable()
+    assert not [n for n in float_only if "int8" in n]
+
+
+def test_a_requirement_on_int8_latency_drives_screening(tmp_path):
+    """Measuring stops at the first broken requirement, int8 ones included: a network whose int8
+    model is too slow on ONNX Runtime is not measured on LiteRT, nor trained."""
+    profiles = _fast_profiles(tmp_path)
+    spec = EvaluationSpec(hw_profiles=profiles, precision="both", requirements={"int8_latency_ms": {"max": 1e-6}},
+                          skip_infeasible=True, epochs=1)
+    screened = Evaluator(spec)(SMALL)  # the engine's profiler
+    assert screened["latency_ms"] > 0 and screened["int8_latency_ms"] > 1e-6
+    assert not [k for k in screened if k.startswith("litert_")]
+    metrics = Evaluator(spec).evaluate(SMALL, progress=False)
+    assert metrics["trained"] is False and metrics["feasible"] is False and "int8_accuracy" not in metrics
+    generous = Evaluator(spec.replace(requirements={"int8_latency_ms": {"max": 1e3}}))(SMALL)
+    assert generous["litert_int8_latency_ms"] > 0
+    with pytest.raises(SpecError, match="needs an int8 measurement"):
+        Evaluator(spec.replace(precision="fp32"))
+
+
+def test_the_tuner_screens_on_int8_latency(tmp_path):
+    """GenSynth with `int8_latency_ms: {max: ...}`: every proposal is measured as int8 before it is
+    proposed, and a bound nothing meets costs profiler calls where a bound everything meets costs one."""
+    from nni_gensynth import GenSynthTuner
+
+    profile = _fast_profiles(tmp_path, "int8")[0]
+    space = json.load(open(__import__("pathlib").Path(__file__).resolve().parents[1] / "search_spaces"
+                           / "mobilenet_macro.json"))
+
+    def first_request(bound):
+        tuner = GenSynthTuner(objective="accuracy", constraints={"int8_latency_ms": {"max": bound}},
+                              hw_profile=profile, evaluation={"epochs": 1}, seed=0, population_size=2)
+        tuner.update_search_space(space)
+        assert isinstance(tuner.generate_parameters(0), dict)
+        return tuner.engine
+
+    tight = first_request(1e-6)
+    assert tight.profiler_calls > 1
+    assert all(m["int8_latency_ms"] > 1e-6 for m in tight.measurements.values())
+    loose = first_request(1e3)
+    assert loose.profiler_calls == 1 and all(m["int8_latency_ms"] <= 1e3 for m in loose.measurements.values())

@@ -18,7 +18,8 @@ GOOD = {"ok": True, "backend": "onnxruntime", "runtime": "onnxruntime 1.20", "th
         "energy": {"energy_mj": 0.4, "source": "model", "cpu_s": 0.01}, "affinity": [0],
         "thermal": {"max_temp_c": 41.0, "throttled": None, "load_avg_start": 0.3, "cpu_count": 2, "zones_c": {}},
         "device": {"hostname": "pi", "cpu_count": 4, "runtimes": {"onnxruntime": "onnxruntime 1.20"}},
-        "summary_ms": {"median": 1.0, "count": 3.0}, "warmup": {"runs": 3, "time_s": 0.1}}
+        "summary_ms": {"median": 1.0, "count": 3.0}, "warmup": {"runs": 3, "time_s": 0.1},
+        "delegate": {"requested": "default", "applied": "CPUExecutionProvider"}}
 SPEC = MeasurementSpec("a", "p", "f", "onnxruntime", "onnxruntime 1.20", 1, "local:x")
 
 
@@ -30,12 +31,33 @@ def test_a_good_answer_becomes_a_measurement():
     assert m.median_ms == 1.0 and m.energy_mj == 0.4 and Measurement.from_json(m.to_json()) == m
 
 
+def test_a_delegate_that_took_nothing_is_a_warning_not_a_silent_fallback():
+    """The delegate the device really used is kept; one that claimed no node is said aloud."""
+    def measured(delegate):
+        return Measurement.from_runner(validate_answer({**GOOD, "delegate": delegate}), SPEC, 0.05)
+
+    took = measured({"requested": "xnnpack", "applied": "xnnpack", "delegated_kernels": 2, "nodes": 3})
+    assert took.metrics()["delegate"] == "xnnpack" and not took.delegate_claimed_nothing
+    assert Measurement.from_json(took.to_json()) == took
+    for nothing in ({"requested": "gpu", "applied": None, "delegated_kernels": 0},
+                    {"requested": "nnapi", "applied": None, "delegated_kernels": None},
+                    {"requested": "default", "applied": None, "delegated_kernels": 0}):
+        m = measured(nothing)
+        assert m.metrics()["delegate"] == "none" and m.delegate_claimed_nothing
+        assert any(f"the {nothing['requested']} delegate claimed no node" in w for w in m.warnings)
+    off = measured({"requested": "none", "applied": None, "delegated_kernels": 0})
+    assert not off.delegate_claimed_nothing and not [w for w in off.warnings if "delegate" in w]
+    assert "delegate" not in measured(None).metrics()  # an older runner's answer: nothing claimed
+
+
 @pytest.mark.parametrize("path, value", [
     ("samples_ms", "123"), ("samples_ms", []), ("samples_ms", [True]), ("samples_ms", [10 ** 5000]),
     ("samples_ms", [-1.0]), ("energy", None), ("energy", {"energy_mj": 1.0}), ("energy.energy_mj", 0),
     ("energy.energy_mj", "abc"), ("energy.energy_mj", float("nan")), ("peak_mem_mb", float("-inf")),
     ("backend", "tensorrt"), ("ok", False), ("ok", 1), ("affinity", [0, -1]), ("threads", 0),
     ("samples_kind", "guess"), ("thermal.cpu_count", 0.5), ("device", [1] * 5000), ("runtime", ""),
+    ("delegate", "xnnpack"), ("delegate.applied", 5), ("delegate.delegated_kernels", -1),
+    ("delegate.requested", "x" * 100),
 ])
 def test_each_bad_field_is_named(path, value):
     answer = json.loads(json.dumps(GOOD))

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,6 +54,43 @@ def test_runner_measures_real_interpreter(models, backend):
     assert answer["energy"]["energy_mj"] >= 0
     assert set(answer["device"]) >= {"hostname", "machine", "cpu_count", "python"}
     assert "max_temp_c" in answer["thermal"] and "throttled" in answer["thermal"]
+
+
+QUICK = ["--warmup-min-time-s", "0", "--warmup-min-runs", "2", "--min-time-s", "0.05", "--min-runs", "5"]
+
+
+def test_runner_reports_the_delegate_that_took_the_graph(models):
+    """LiteRT's default XNNPACK delegate, counted from the interpreter's graph; --delegate none
+    runs the built-in kernels (nothing delegated); ONNX Runtime names its execution provider."""
+    _, default = run_runner("measure", "--model", str(models["litert"]), "--backend", "litert", *QUICK)
+    assert default["delegate"]["requested"] == "default" and default["delegate"]["applied"] == "xnnpack"
+    assert default["delegate"]["delegated_kernels"] >= 1
+    _, off = run_runner("measure", "--model", str(models["litert"]), "--backend", "litert", "--delegate", "none",
+                        *QUICK)
+    assert off["ok"] and off["delegate"] == {"requested": "none", "applied": None, "delegated_kernels": 0,
+                                             "nodes": default["delegate"]["nodes"]}  # the model's own ops
+    _, ort = run_runner("measure", "--model", str(models["onnxruntime"]), "--backend", "onnxruntime", *QUICK)
+    assert ort["delegate"]["applied"] == "CPUExecutionProvider"
+    code, gpu = run_runner("measure", "--model", str(models["litert"]), "--backend", "litert", "--delegate", "gpu",
+                           *QUICK)
+    assert code == 2 and gpu["ok"] is False and "--delegate" in gpu["error"]  # benchmark_model's, not the runner's
+    code, wrong = run_runner("measure", "--model", str(models["onnxruntime"]), "--backend", "onnxruntime",
+                             "--delegate", "none", *QUICK)
+    assert code == 1 and "backend litert" in wrong["error"]
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "litert"])
+def test_runner_measures_int8_models(models, backend):
+    """A full-integer .tflite takes int8 inputs; the QDQ .onnx takes float ones: both run."""
+    from nni_gensynth.hardware.calibration import from_noise
+    from nni_gensynth.hardware.export import export_model
+
+    path = export_model(models["net"], backend, SHAPE, precision="int8", calibration=from_noise(SHAPE, 8),
+                        directory=models["dir"])
+    code, answer = run_runner("measure", "--model", str(path), "--backend", backend, *QUICK)
+    assert code == 0 and answer["ok"] and answer["input_shapes"] == [list(SHAPE)]
+    if backend == "litert":
+        assert answer["delegate"]["applied"] == "xnnpack"  # XNNPACK runs int8 (QS8) kernels too
 
 
 def test_runner_respects_max_runs_and_min_runs(models):

@@ -79,6 +79,12 @@ BASE = {"name": "dev", "backend": "onnxruntime", "transport": {"kind": "local"}}
     ({"energy": {"active_power_w": -1}}, "energy.active_power_w"),
     ({"input_shape": [1, 3, 0, 32]}, "input_shape[2]"),
     ({"cv_warn_threshold": "low"}, "cv_warn_threshold"),
+    ({"precision": "int4"}, "precision"),
+    ({"precision": None}, "precision"),
+    ({"delegate": "tpu"}, "delegate"),
+    ({"delegate": "xnnpack"}, "delegate"),  # ONNX Runtime has no LiteRT delegate
+    ({"backend": "litert", "delegate": "gpu"}, "delegate"),  # the device runner applies xnnpack or none
+    ({"backend": "litert", "delegate": "nnapi", "transport": {"kind": "adb", "mode": "device_runner"}}, "delegate"),
 ])
 def test_bad_field_is_named_with_the_file(tmp_path, change, field):
     path = _write(tmp_path, {**BASE, **change})
@@ -137,6 +143,25 @@ def test_defaults_transport_mapping_and_fingerprint(tmp_path):
     threads = load_profile(str(_write(tmp_path, {**BASE, "transport": {"kind": "ssh", "host": "pi.local"},
                                                  "threads": 2})))
     assert threads.fingerprint() != profile.fingerprint()
+
+
+def test_precision_and_delegate_settings(tmp_path):
+    """precision selects which models are measured (each keeps its own cache key, so it leaves the
+    fingerprint alone); a delegate changes what is measured, and its default leaves the shipped
+    profiles' fingerprints (and their cached measurements) as they were."""
+    plain = load_profile(str(_write(tmp_path, {**BASE, "backend": "litert"})))
+    assert (plain.precision, plain.delegate) == ("fp32", None)
+    explicit = load_profile(str(_write(tmp_path, {**BASE, "backend": "litert", "precision": "fp32", "delegate": None})))
+    both = load_profile(str(_write(tmp_path, {**BASE, "backend": "litert", "precision": "both"})))
+    assert plain.fingerprint() == explicit.fingerprint() == both.fingerprint()
+    off = load_profile(str(_write(tmp_path, {**BASE, "backend": "litert", "delegate": "none"})))
+    assert off.delegate == "none" and off.fingerprint() != plain.fingerprint()
+    assert RunRequest.for_profile(off, "m.tflite").delegate == "none"
+    phone = {**BASE, "backend": "litert", "transport": {"kind": "adb"}}
+    for delegate in ("xnnpack", "none", "gpu", "nnapi"):
+        assert load_profile(str(_write(tmp_path, {**phone, "delegate": delegate}))).delegate == delegate
+    for name in SHIPPED:
+        assert load_profile(name).precision in ("fp32", "int8", "both")
 
 
 def test_runner_argv_carries_the_policy(tmp_path):

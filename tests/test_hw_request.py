@@ -69,6 +69,21 @@ def test_a_request_is_built_from_the_profile_once(tmp_path):
         RunRequest(model_path=Path("m"), backend="litert", timeout_s=math.inf)
 
 
+@pytest.mark.parametrize("delegate", [None, "xnnpack", "none"])
+def test_the_runner_reads_back_the_delegate(delegate):
+    argv = runner_argv(RunRequest(Path("m"), "litert", delegate=delegate), "m")
+    assert ("--delegate" in argv) == (delegate is not None)
+    assert build_parser().parse_args(argv).delegate == delegate
+
+
+def test_a_delegate_the_backend_cannot_apply_is_refused():
+    with pytest.raises(ValueError, match="delegate"):
+        RunRequest(Path("m"), "onnxruntime", delegate="xnnpack")
+    with pytest.raises(ValueError, match="delegate"):
+        RunRequest(Path("m"), "litert", delegate="tpu")
+    assert RunRequest(Path("m"), "litert", delegate="gpu").delegate == "gpu"  # benchmark_model applies it
+
+
 def test_the_settle_policy_is_sent_only_with_a_target():
     plain = runner_argv(RunRequest(Path("m"), "litert", repeat=RepeatPolicy(max_time_s=9.0)), "m")
     assert "--target-rse" not in plain and "--max-time-s" not in plain

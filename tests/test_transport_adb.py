@@ -4,6 +4,7 @@ with LiteRT, device_runner mode runs the real device runner."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 import re
 import subprocess
 import time
@@ -21,8 +22,10 @@ from nni_gensynth.hardware.profiles import EnergyConfig, RepeatPolicy, WarmupPol
 from nni_gensynth.hardware.request import RunRequest
 from nni_gensynth.hardware.transports.adb import (
     ADBTransport,
+    benchmark_delegation,
     big_core_mask,
     parse_benchmark_output,
+    parse_delegates,
     parse_getprop,
     parse_temperatures,
     parse_thermal_status,
@@ -103,6 +106,49 @@ def test_benchmark_model_mode_parses_the_real_output_and_pins_big_cores(server, 
         assert flag in command.split()
     assert result["thermal"]["android_thermal_status"] == 0 and result["thermal"]["throttled"] is False
     assert result["device"]["model"] == "Fake Pixel" and result["device"]["abi"] == "arm64-v8a"
+
+
+@pytest.mark.parametrize("delegate, accelerators, flag, applied, kernels", [
+    (None, {}, None, "xnnpack", None),              # LiteRT applies XNNPACK itself; no kernel count printed
+    ("xnnpack", {}, "--use_xnnpack=true", "xnnpack", "counted"),
+    ("none", {}, "--use_xnnpack=false", None, None),
+    ("nnapi", {"nnapi": 3}, "--use_nnapi=true", "nnapi", 3),
+    ("gpu", {"gpu": 0}, "--use_gpu=true", None, 0),   # created, took no node
+    ("gpu", {}, "--use_gpu=true", None, None),        # cannot be created on this phone
+])
+def test_benchmark_model_delegate_flags_and_what_took_the_graph(server, phone, tflite_model, delegate, accelerators,
+                                                                 flag, applied, kernels):
+    phone.accelerators = accelerators
+    result = transport_for(server).run(replace(request_for(tflite_model, energy="model"), delegate=delegate))
+    [command] = [c for c in phone.shell_log if "benchmark_model" in c]
+    assert [f for f in command.split() if f.startswith("--use_")] == ([flag] if flag else [])
+    out = [o for o in phone.outputs if "benchmark_model" in o[0]][-1]
+    log = (out[1] + out[2]).decode()
+    assert result["delegate"]["requested"] == (delegate or "default") and result["delegate"]["applied"] == applied
+    if kernels == "counted":  # the fake counted XNNPACK's kernels in the real interpreter and printed them
+        assert "Explicitly applied XNNPACK delegate" in log and result["delegate"]["delegated_kernels"] >= 1
+    else:
+        assert result["delegate"]["delegated_kernels"] == kernels
+    if delegate == "none":
+        assert "XNNPACK" not in log  # the runtime's implicit delegate is off too
+
+
+def test_a_delegate_that_took_nothing_is_a_warning_after_measuring(server, phone, tflite_model, tmp_path,
+                                                                    monkeypatch):
+    from nni_gensynth.hardware.measure import measure
+    from nni_gensynth.hardware.profiles import profile_from_dict
+
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path / "cache"))
+    phone.accelerators = {"gpu": 0}
+    profile = profile_from_dict({
+        "name": "fake-android-gpu", "backend": "litert", "threads": 2, "delegate": "gpu",
+        "transport": {"kind": "adb", "serial": SERIAL, "adb_port": server.port},
+        "warmup": {"min_time_s": 0.05, "min_runs": 3}, "repeat": {"min_time_s": 0.2, "min_runs": 10},
+        "energy": {"source": "model"}})
+    result = measure(tflite_model, profile)
+    assert result.delegate_claimed_nothing and result.metrics()["delegate"] == "none"
+    assert any("the gpu delegate claimed no node" in w for w in result.warnings)
+    assert result.delegate["fallback"] == "xnnpack"  # what ran instead, as the log says
 
 
 def test_battery_energy_subtracts_the_idle_baseline(server, phone, tflite_model):
@@ -299,6 +345,29 @@ def test_parse_benchmark_output_real_format():
     assert parsed["peak_mem_mb"] == 17.6562 and parsed["mem_delta_overall_mb"] == 13.1172
 
 
+def test_parse_delegates_real_lines():
+    """Lines as BenchmarkTfLiteModel::Init and the delegate providers print them."""
+    text = ("INFO: Use gpu: [1]\nINFO: Use xnnpack: [1]\n"
+            "INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n"
+            "INFO: GPU delegate created.\nINFO: XNNPACK delegate created.\n"
+            "INFO: Though GPU delegate is explicitly applied, the model graph will not be executed by the delegate.\n"
+            "INFO: Explicitly applied XNNPACK delegate, and the model graph will be partially executed by the "
+            "delegate w/ 22 delegate kernels.\n")
+    parsed = parse_delegates(text)
+    assert parsed["kernels"] == {"GPU": 0, "XNNPACK": 22} and parsed["default_xnnpack"]
+    assert benchmark_delegation(parsed, "xnnpack") == {"requested": "xnnpack", "applied": "xnnpack",
+                                                       "delegated_kernels": 22}
+    assert benchmark_delegation(parsed, "gpu")["applied"] is None
+    full = parse_delegates("INFO: Explicitly applied NNAPI delegate, and the model graph will be completely "
+                           "executed by the delegate.\n")
+    assert benchmark_delegation(full, "nnapi") == {"requested": "nnapi", "applied": "nnapi", "delegated_kernels": 1,
+                                                   "full": True}
+    unsupported = benchmark_delegation(parse_delegates("INFO: GPU acceleration is unsupported on this platform.\n"),
+                                       "gpu")
+    assert unsupported == {"requested": "gpu", "applied": None, "delegated_kernels": None}
+    assert parse_delegates("") == {"kernels": {}, "full": [], "default_xnnpack": False}
+
+
 def test_parse_benchmark_output_all_same_and_missing():
     same = parse_benchmark_output("INFO: count=1 curr=900\n\nINFO: count=5 curr=812(all same)\n")
     assert same["inference_us"] == {"count": 5, "curr": 812, "first": 812, "min": 812, "max": 812,
@@ -410,7 +479,9 @@ FRAGMENTS = st.sampled_from([
     "1e999", "9" * 5000, "0", "12.5", "\n", " ", "Thermal Status: ", "Temperature{mValue=", ", mType=1, mName=",
     "}", "/sys/devices/system/cpu/cpu", "/cpufreq/cpuinfo_max_freq:", "[ro.x]: [", "]", "Overall peak memory "
     "footprint (MB) via periodic monitoring: ", "Inference timings in us: Init: ", ", First inference: ",
-    ", Warmup (avg): ", ", Inference (avg): "])
+    ", Warmup (avg): ", ", Inference (avg): ", "Explicitly applied GPU delegate, and the model graph will be ",
+    "partially executed by the delegate w/ ", " delegate kernels", "completely executed",
+    "Though NNAPI delegate is explicitly applied, the model graph will not be executed"])
 PHONE_TEXT = st.lists(st.one_of(FRAGMENTS, st.text(max_size=8)), max_size=40).map("".join)
 
 
@@ -426,6 +497,9 @@ def test_phone_output_parsers_parse_or_say_why(text):
     assert status is None or 0 <= status < 10 ** 9
     assert all(math.isfinite(t) for t in parse_temperatures(text).values())
     assert isinstance(parse_getprop(text), dict)
+    delegates = parse_delegates(text)
+    assert all(count is None or 0 <= count < 10 ** 9 for count in delegates["kernels"].values())
+    assert set(benchmark_delegation(delegates, "gpu")) >= {"requested", "applied", "delegated_kernels"}
 
 
 @settings(max_examples=300, deadline=None)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nni_gensynth import GenSynthTuner
-from nni_gensynth.engine.space import SearchSpace, SearchSpaceError
+from nni_gensynth.engine.space import SearchSpaceError
 
 
 def _check_in_space(space_spec: dict, params: dict) -> None:

@@ -74,7 +74,7 @@ def build_engine(record: Any, requirements: Any, profiler: Any) -> Any:
                       population_size=int(args.get("population_size", 10)), seed=args.get("seed"))
     engine.load_state_dict(state)
     # judge 1_r on fresh measurements on this profile, not on the experiment's stored ones
-    engine.measurements = {}
+    engine.forget_measurements()
     return engine
 
 

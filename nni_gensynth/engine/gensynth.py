@@ -122,6 +122,7 @@ class GenSynth:
         self.inquisitor = Inquisitor(space, self.requirements)
         self.records: dict[Architecture, Record] = {}
         self.measurements: dict[Architecture, dict] = {}
+        self._measured_only: dict[Architecture, Record] = {}  # measured, not trained: θ_I's requirement data
         self.pending: set[Architecture] = set()
         self.failed: set[Architecture] = set()
         self.cycles: list[CycleStats] = []
@@ -211,6 +212,7 @@ class GenSynth:
         record.score, record.metrics = score, merged
         record.feasible = self.requirements.is_met(merged) if score is not None else False
         self.records[arch] = record
+        self._measured_only.pop(arch, None)
         self._exclude(arch)
         self._data_version += 1
 
@@ -242,6 +244,9 @@ class GenSynth:
 
     def _remember_measurement(self, arch: Architecture, measured: dict) -> None:
         self.measurements[arch] = measured
+        if arch not in self.records:
+            self._measured_only[arch] = Record(arch, None, dict(measured),
+                                               self.requirements.is_met(measured, only_known=True))
         if self._pre_training_feasible(measured):
             self._measured_ok.add(self.space.values_row(arch).tobytes())
         else:
@@ -394,13 +399,16 @@ class GenSynth:
         return self.space.make(list(values.items()))
 
     def _all_records(self) -> list[Record]:
-        """Trained records plus measured-only ones (they inform the requirement surrogates)."""
-        records = list(self.records.values())
-        for arch, measured in self.measurements.items():
-            if arch not in self.records:
-                records.append(Record(arch, None, dict(measured),
-                                      self.requirements.is_met(measured, only_known=True)))
-        return records
+        """Trained records plus measured-only ones (they inform the requirement surrogates);
+        kept up to date as results and measurements arrive, so this costs no scan."""
+        return list(self.records.values()) + list(self._measured_only.values())
+
+    def forget_measurements(self) -> None:
+        """Drop every stored measurement (to judge 1_r on fresh ones, e.g. on another device)."""
+        self.measurements = {}
+        self._measured_only = {}
+        self._measured_ok = set()
+        self._data_version += 1
 
     def _repropose(self) -> Architecture:
         """Every point of a finite space has been tried: propose the best ones again, in turn."""
@@ -610,7 +618,7 @@ class GenSynth:
         if not (generator or measurements or pending or records):
             raise StateError("GenSynth state holds nothing usable for this search space")
         self._load_hyperparameters(state)
-        self.measurements = {}
+        self.measurements, self._measured_only = {}, {}
         for arch, measured in measurements:
             self._remember_measurement(arch, measured)
         for arch in pending:  # proposed before the stop, result unknown: never proposed again (a

@@ -57,6 +57,7 @@ class Inquisitor:
         self._log_scale: dict[str, bool] = {}
         self.best_z: Optional[float] = None  # best feasible U on the copula scale
         self.trust = ProbeTrust(space)  # how far each kind of probe response has proved right
+        self.max_u_points = MAX_U_POINTS
         self._feature_cache: dict[Architecture, np.ndarray] = {}
 
     def features(self, archs: Sequence[Architecture]) -> np.ndarray:
@@ -107,17 +108,17 @@ class Inquisitor:
         self.best_z = None
         if trained:
             z = copula(np.array([r.score for r in trained]))
-            self.u_model.fit(self.features([r.arch for r in trained]), z, optimize=optimize, rng=rng)
+            keep = active_set(z, [bool(r.feasible) for r in trained], self.max_u_points)
+            self.u_model.fit(self.features([trained[i].arch for i in keep]), z[keep], optimize=optimize, rng=rng)
             feasible_z = [zi for zi, r in zip(z, trained) if r.feasible]
             self.best_z = max(feasible_z) if feasible_z else None
         else:
             self.u_model.forget()  # every result was replaced by a failure
         for metric, model in self.metric_models.items():
-            known = [(r.arch, r.metrics[metric]) for r in records if r.metrics and _is_number(r.metrics.get(metric))]
+            known = _newest_known(records, metric, max_metric_points)
             if not known:
                 model.forget()
                 continue
-            known = known[-max_metric_points:]
             values = np.array([float(v) for _, v in known])
             self._log_scale[metric] = bool(np.all(values > 0))  # log scale for positive metrics only
             if self._log_scale[metric]:
@@ -266,6 +267,40 @@ class Inquisitor:
                 delta.mean[i] = learning_rate * (target_mean - mean)
                 delta.log_std[i] = learning_rate * (math.log(max(target_std, generator.min_std)) - generator.log_std[i])
         return delta
+
+
+def _newest_known(records: Sequence[Record], metric: str, limit: int) -> list[tuple[Architecture, float]]:
+    """The last `limit` (arch, value) pairs of the records that know `metric`, in record order
+    (scanned from the end: the cost does not grow with the number of records)."""
+    out = []
+    for r in reversed(records):
+        if len(out) >= limit:
+            break
+        value = r.metrics.get(metric) if r.metrics else None
+        if _is_number(value):
+            out.append((r.arch, value))
+    out.reverse()
+    return out
+
+
+MAX_U_POINTS = 400  # results the surrogate of U is conditioned on (its cost grows with n³)
+
+
+def active_set(z: np.ndarray, feasible: Sequence[bool], cap: int) -> np.ndarray:
+    """Indices of at most `cap` results for the surrogate of U: all of them while there are few;
+    beyond, the best quarter (feasible first), the newest quarter, and an even spread over the
+    rest, so the surrogate stays sharp where the search is and still sees the whole space. The
+    choice depends on the data alone (a resumed search conditions on the same points)."""
+    n = len(z)
+    if n <= cap:
+        return np.arange(n)
+    order = np.lexsort((-z, ~np.asarray(feasible, dtype=bool)))  # feasible first, then by U
+    chosen = set(order[: cap // 4].tolist()) | set(range(n - cap // 4, n))
+    rest = np.array([i for i in range(n) if i not in chosen])
+    room = cap - len(chosen)
+    if room > 0 and len(rest):
+        chosen.update(rest[np.linspace(0, len(rest) - 1, num=min(room, len(rest))).astype(int)].tolist())
+    return np.array(sorted(chosen))
 
 
 def copula(values: np.ndarray) -> np.ndarray:

@@ -42,6 +42,8 @@ def finite_float(value: Any) -> Optional[float]:
 
     Bools are not numbers here; an integer too large for a float (10**400) is None, not an
     OverflowError."""
+    if type(value) is float:  # the common case, without the abstract-class checks below
+        return value if math.isfinite(value) else None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     try:

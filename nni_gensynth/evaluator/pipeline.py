@@ -130,7 +130,8 @@ class Evaluator:
         """Calibration inputs for an int8 export: training images (never validation or test ones).
         `for_latency`: a few of them, for a model whose kernels, not values, are measured; then an
         input the dataset does not fit (a frozen NAS module) is calibrated on seeded noise."""
-        from ..hardware.calibration import DEFAULT_CALIBRATION_IMAGES, LATENCY_CALIBRATION_IMAGES, from_noise, from_training
+        from ..hardware.calibration import (DEFAULT_CALIBRATION_IMAGES, LATENCY_CALIBRATION_IMAGES, from_noise,
+                                            from_training)
 
         shape = tuple(int(d) for d in (input_shape if input_shape is not None else self.input_shape))
         count = LATENCY_CALIBRATION_IMAGES if for_latency else DEFAULT_CALIBRATION_IMAGES

@@ -26,7 +26,7 @@ ONNX_INTEGER_COMPUTE_OPS = frozenset({"QLinearConv", "QLinearMatMul", "QGemm", "
 _COMPUTE_OPS = TFLITE_COMPUTE_OPS | ONNX_COMPUTE_OPS | ONNX_INTEGER_COMPUTE_OPS
 _TFLITE_EDGE_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 _ONNX_QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-_INT8_TYPES = frozenset({"INT8", "UINT8", "INT16", "INT32", "INT64", "BOOL"})
+_INTEGER_TYPES = frozenset({"INT8", "UINT8", "INT16", "INT32", "INT64", "BOOL"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,6 @@ class KernelReport:
         return "int8" if self.integer else "fp32"
 
 
-
 def kernel_report(path: Union[str, os.PathLike]) -> KernelReport:
     """The ops of a .tflite or .onnx file and which compute in float (ValueError for other files)."""
     path = Path(path)
@@ -86,7 +85,6 @@ def kernel_report(path: Union[str, os.PathLike]) -> KernelReport:
     else:
         raise ValueError(f"kernel_report reads .tflite and .onnx files, got {path.name}")
     return KernelReport(str(path), kernels)
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +114,7 @@ def _tflite_kernels(buffer: bytes) -> Iterable[Kernel]:
             outputs = [op.Outputs(j) for j in range(op.OutputsLength())]
             types = tensor_types(inputs) + tensor_types(outputs)
             layer = graph.Tensors(outputs[0]).Name().decode("utf-8", "replace") if outputs else ""
-            floats = any(t not in _INT8_TYPES for t in types)
+            floats = any(t not in _INTEGER_TYPES for t in types)
             yield Kernel(name, _short_layer(layer), floats and name not in _TFLITE_EDGE_OPS)
 
 

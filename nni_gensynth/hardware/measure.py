@@ -4,6 +4,11 @@ transient device failure, check the device's answer, cache only good results.
 
 The device lock is held from the second cache look-up to the store, so two processes that ask
 for the same measurement at once measure it once: the second finds the first one's result.
+
+A pooled profile measures through a ``DevicePool`` (pool.py): one free device of the pool, under
+a lease held on that device (lease.py), which serves every process on every host; this host's
+lock is then per network, so its processes measure different networks on the pool's devices in
+parallel. The result names the device that measured it and is cached under the pool's id.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from ..device.protocol import BACKEND_FORMATS
 from .answer import validate_answer
 from .cache import MeasurementCache, cache_dir, measurement_key, writable_dir
 from .hashing import file_sha256
+from .host_lease import host_lease
 from .measurement import Measurement, MeasurementSpec
 from .precision import MEASURED
 from .profiles import HardwareProfile, load_profile, load_profiles
@@ -149,7 +155,11 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
             hit = stored() if use_cache else None  # measured by another process while we waited
             if hit is not None:
                 return hit
-            answer = _run(transport, request, retries)
+            if profile.transport.kind == "local":  # the host is the device: trials pause meanwhile
+                with host_lease():
+                    answer = _run(transport, request, retries)
+            else:
+                answer = _run(transport, request, retries)
             result = _measurement(answer, profile, arch, fingerprint, device_id, precision)
             if pool is not None:  # which device measured it, and does that device drift from its peers?
                 result = pool.settle(result, request, key_for(result.spec.runtime))

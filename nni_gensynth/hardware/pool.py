@@ -22,6 +22,7 @@ median for the drift check (``drift.py``) and, for one fresh measurement in
 """
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import sys
@@ -41,6 +42,7 @@ from .request import RunRequest
 from .transports import DeviceError, Transport, make_device_transport
 
 FIRST_BACKOFF_S = 0.05
+_POOLS_MADE = itertools.count()
 MAX_BACKOFF_S = 1.0
 
 
@@ -90,7 +92,8 @@ class DevicePool:
             transport = make(config)
             self._transports[transport.device_id()] = transport
         self.devices: Tuple[str, ...] = tuple(self._transports)
-        self._next = os.getpid() % len(self.devices)  # processes start their rotation on different devices
+        # processes start their rotation on different devices, and each pool of a process on the next one
+        self._next = (os.getpid() + next(_POOLS_MADE)) % len(self.devices)
 
     def device_id(self) -> str:
         """The pool's id (``pool:NAME``): the identity its measurements are cached under."""

@@ -1,5 +1,6 @@
 """Hardware profiles: one YAML file per device under hw_profiles/, validated into a frozen
-``HardwareProfile``.
+``HardwareProfile``. A profile may name a pool of identical devices instead (``transport.devices``
+and ``pool``: measured one free device at a time under device-side leases, see pool.py).
 
 Lookup order for ``load_profile(name_or_path)``: an explicit path to a .yml/.yaml file; then
 ``$GENSYNTH_HW_PROFILES/<name>.yml``; then the repository's ``hw_profiles/<name>.yml`` (found
@@ -281,8 +282,8 @@ class _Transport(Constraint):
             table["devices"] = _Devices(kind)
             key = TransportConfig.DEVICE_KEY[kind]
             if key in value:
-                raise FieldError(f"{_dotted(field, key)}", f"a pool names each device's {key} in "
-                                                           f"{_dotted(field, 'devices')}, not one beside them")
+                raise FieldError(_dotted(field, key), f"a pool names each device's {key} in "
+                                              f"{_dotted(field, 'devices')}, not one beside them")
             required = tuple(name for name in required if name != key)
         data = Record(table, required).check(value, field)
         devices = data.pop("devices", ())

@@ -99,9 +99,12 @@ def write_int8(module: Any, backend: str, calibration: CalibrationSet, target: U
         report = kernel_report(target)
     _require_integer(report, backend, "the quantized file")
     if backend == "onnxruntime":
-        with step(backend, "loading the quantized file in ONNX Runtime"):
-            runtime = onnx_runtime_report(target, target.with_name(target.name + ".optimized"))
-            os.unlink(target.with_name(target.name + ".optimized"))
+        optimized = target.with_name(target.name + ".optimized")
+        try:
+            with step(backend, "loading the quantized file in ONNX Runtime"):
+                runtime = onnx_runtime_report(target, optimized)
+        finally:
+            optimized.unlink(missing_ok=True)
         _require_integer(runtime, backend, "ONNX Runtime's optimized graph")
     return report
 
@@ -112,6 +115,7 @@ def _require_integer(report: KernelReport, backend: str, where: str) -> None:
         raise QuantizationError(f"int8 quantization for {backend}: {where} has no convolution or matrix product")
     floats = report.float_compute
     if floats:
-        shown = ", ".join(k.describe() for k in floats[:6]) + (f" and {len(floats) - 6} more" if len(floats) > 6 else "")
+        more = f" and {len(floats) - 6} more" if len(floats) > 6 else ""
+        shown = ", ".join(k.describe() for k in floats[:6]) + more
         raise QuantizationError(f"int8 quantization for {backend}: {where} keeps {len(floats)} of "
                                 f"{len(report.compute)} compute layers in float32: {shown}")

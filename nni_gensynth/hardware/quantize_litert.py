@@ -99,4 +99,4 @@ def quantize_tflite(module: Any, calibration: CalibrationSet, target: Path) -> N
         with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             edge = litert_torch.convert(converted, (example,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
-        edge.export(os.fspath(target))
+            edge.export(os.fspath(target))

@@ -18,7 +18,9 @@ of the request); only the JSON object on its last stdout line is read back, and 
 probed (``LinkWatch``, ``guarded``): a device
 that stops answering is a retryable DeviceError within ``alive_timeout_s``, not after the command
 timeout. A runner left running by a dropped connection is stopped before the next one starts
-(``runner_command``).
+(``runner_command``). A request with a ``lease`` (a pool's run) runs under the device's lease
+instead (``lease.leased_runner_command``): a busy device is ``DeviceBusy``, and the runner ends
+with the connection (EOF on its stdin), so nothing needs stopping.
 """
 from __future__ import annotations
 

@@ -1,0 +1,72 @@
+"""The host is a device too: trials yield their cores while a local measurement runs.
+
+With a local profile (`host-cpu`, `host-tflite`) a candidate is timed on the same cores where
+trials are training, and the training threads turn the latency into noise. A local measurement
+holds the host lease (an exclusive flock on `<cache>/locks/host.lock`); a training loop calls
+`yield_to_measurement()` between batches, which returns at once while no measurement runs and
+otherwise waits until it ends, so the candidate is timed on idle cores. The cost is the
+measurement's few seconds of training time per measurement, in every running trial.
+"""
+from __future__ import annotations
+
+import fcntl
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator, Optional
+
+from .cache import cache_dir, writable_dir
+
+LEASE_FILE = "host.lock"
+_local = threading.local()
+
+
+def lease_path() -> Path:
+    """The host lease's lock file (shared by every process of this user and cache folder)."""
+    return writable_dir(cache_dir() / "locks") / LEASE_FILE
+
+
+@contextmanager
+def host_lease() -> Iterator[None]:
+    """Hold the host exclusively for a local measurement (waits for trials' batches to end)."""
+    with open(lease_path(), "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _handle() -> Optional[IO]:
+    """This thread's open lock file (kept open: a check is two flock calls, microseconds)."""
+    handle = getattr(_local, "handle", None)
+    path = lease_path()
+    if handle is None or getattr(_local, "path", None) != path or handle.closed:
+        try:
+            handle = open(path, "a+")
+        except OSError:
+            return None
+        _local.handle, _local.path = handle, path
+    return handle
+
+
+def yield_to_measurement() -> bool:
+    """Wait while a local measurement holds the host; True when it had to wait. Never raises:
+    a lease that cannot be read must not stop a training."""
+    handle = _handle()
+    if handle is None:
+        return False
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)  # a measurement runs: wait for its end
+            waited = True
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return waited
+    except OSError:
+        return False
+
+
+__all__ = ["host_lease", "lease_path", "yield_to_measurement"]
