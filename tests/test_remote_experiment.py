@@ -86,6 +86,19 @@ def _config(tuner_profile: Path, worker_profile: Path, workers: list[WorkerMachi
     }
 
 
+def _failed_trials_output(jobs: list[dict], workers: list[WorkerMachine]) -> str:
+    """The end of what each failed trial wrote on its worker (read before the workers are removed)."""
+    found = []
+    for job in jobs:
+        if job["status"] == "SUCCEEDED":
+            continue
+        for worker in workers:
+            for path in sorted(worker.home.rglob("*")):
+                if path.is_file() and job["trialJobId"] in str(path) and path.stat().st_size < 10_000_000:
+                    found.append(f"--- {path}\n{path.read_text(errors='replace')[-3000:]}")
+    return "\n".join(found)
+
+
 def test_remote_trials_measure_on_a_shared_pool_and_survive_a_device_dying(
         devices: DevicePoolFixture, workers: list[WorkerMachine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path / "tuner-cache"))  # the tuner's (root's) cache
@@ -107,11 +120,12 @@ def test_remote_trials_measure_on_a_shared_pool_and_survive_a_device_dying(
         jobs = rest(exp.port, "trial-jobs")
         metrics = [json.loads(json.loads(j["finalMetricData"][0]["data"])) for j in jobs if j.get("finalMetricData")]
         manager_log = exp.log("nnimanager.log")
+        failed_output = _failed_trials_output(jobs, workers)
 
     assert final["status"] == "DONE", (final, manager_log[-3000:])
     assert finished_at_kill < TRIALS, "the device was killed after the last trial: not mid-run"
     assert len(jobs) == TRIALS and all(j["status"] == "SUCCEEDED" for j in jobs), \
-        [(j["trialJobId"], j["status"]) for j in jobs]
+        ([(j["trialJobId"], j["status"]) for j in jobs], failed_output)
     assert {j["envId"] for j in jobs} == {"remote-worker1", "remote-worker2"}  # trials ran on both machines
     assert "Installed nni v3.0" in manager_log
 

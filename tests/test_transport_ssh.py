@@ -176,6 +176,32 @@ def test_sshd_killed_mid_measurement_is_a_retryable_error_and_the_next_call_work
     transport.close()
 
 
+def test_device_that_dies_during_the_login_is_a_retryable_error(ssh_server: SSHServer, tmp_path: Path,
+                                                               onnx_model: Path):
+    """Power lost while the host is logging in: paramiko reports an AuthenticationException
+    ("transport shut down or saw EOF"); that is the device going away, not a wrong key, so a pool
+    moves on to another device instead of failing the trial."""
+    known_hosts = known(ssh_server, tmp_path)
+    ssh_server.kill()
+    config = ssh_server.config.read_text().replace(f"AuthorizedKeysFile {ssh_server.authorized_keys}",
+                                                   "AuthorizedKeysFile none")
+    ssh_server.config.write_text(config  # every login now waits on this command
+                                 + "AuthorizedKeysCommand /bin/sleep 30\nAuthorizedKeysCommandUser root\n")
+    ssh_server.start()
+    transport = SSHTransport(settings(ssh_server, tmp_path, known_hosts=known_hosts), connect_timeout_s=20)
+    thread, outcome = start_long_run(transport, onnx_model)
+    deadline = time.monotonic() + 20
+    while not ssh_server.commands_running("/bin/sleep 30"):
+        assert time.monotonic() < deadline, "the login never reached the keys command"
+        time.sleep(0.05)
+    ssh_server.kill()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    error = outcome.get("error")
+    assert isinstance(error, DeviceError) and error.retryable is True, outcome
+    transport.close()
+
+
 def test_device_that_stops_answering_is_a_retryable_error_within_the_liveness_timeout(
         ssh_server: SSHServer, tmp_path: Path, onnx_model: Path):
     """Wi-Fi lost: no FIN, no RST, just silence (sshd frozen with SIGSTOP, its TCP socket open).

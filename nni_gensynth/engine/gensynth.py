@@ -99,7 +99,7 @@ class GenSynth:
     def __init__(self, space: SearchSpace, objective: Objective = Objective(),
                  requirements: Optional[Requirements] = None, *, profiler: Optional[Profiler] = None,
                  prototype: Optional[Mapping[str, Any]] = None, population_size: int = 10,
-                 seed: Optional[int] = None, max_profiler_calls: int = 4, pool_size: int = 300,
+                 seed: Optional[int] = None, max_profiler_calls: int = 4, pool_size: int = 1000,
                  use_responses: bool = True,
                  on_cycle: Optional[Callable[[CycleStats], None]] = None) -> None:
         if population_size < 2:

@@ -237,7 +237,11 @@ class SSHTransport:
                 f"on it, then: ssh-keygen -f {self.known_hosts} -R '{name}' && "
                 f"ssh-keyscan -p {self.port} {self.host} >> {self.known_hosts}") from None
         except paramiko.AuthenticationException as exc:
+            lost = not _alive(client)
             client.close()
+            if lost:  # the device went away during the login ("transport shut down or saw EOF")
+                raise DeviceError(f"SSH connection to {self._where()} was lost during the login: {exc}",
+                                  retryable=True) from None
             raise DeviceError(
                 f"SSH authentication failed for {self._where()}"
                 f"{f' with key {self.key_file}' if self.key_file else ''}: {exc} (is the public key in "
@@ -278,7 +282,9 @@ class SSHTransport:
             try:
                 _makedirs(sftp, self.workdir)
                 self._abs_workdir = sftp.normalize(self.workdir)
-            except IOError as exc:  # an SFTP status answer (a dropped link raises SSHException/EOFError)
+            except IOError as exc:  # an SFTP status answer, unless the link dropped (then retried)
+                if isinstance(exc, (ConnectionError, socket.timeout)) or not _alive(sftp.get_channel()):
+                    raise
                 raise DeviceError(f"{self._where()}: cannot create transport.workdir {self.workdir!r}: {exc}; "
                                   f"choose a folder the user can write", retryable=False) from exc
         return self._abs_workdir
@@ -393,6 +399,12 @@ def runner_command(runner_dir: str, python: str, argv: List[str]) -> str:
             f"grep -q nni_gensynth.device /proc/$p/cmdline 2>/dev/null && kill $p 2>/dev/null && sleep 0.2; fi; "
             f"echo $$ > {pid_file}; }} && "
             f"exec {shlex.quote(python)} -m nni_gensynth.device " + " ".join(shlex.quote(a) for a in argv))
+
+
+def _alive(holder: Any) -> bool:
+    """Whether the SSH connection under a client or an SFTP channel is still up."""
+    transport = holder.get_transport() if holder is not None else None
+    return transport is not None and transport.is_active()
 
 
 def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
