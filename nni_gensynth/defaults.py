@@ -13,3 +13,4 @@ DEFAULT_EPOCHS = 5                    # training epochs of a trial
 DEFAULT_PROFILE = "host-cpu"          # hardware profile a trial measures on
 NO_PROFILE = "none"                   # --hw-profile none: no measurement
 DEFAULT_PROBE_FRACTION = 0.95         # share of a layer's Taylor importance a width response keeps
+NOISY_LATENCY_RSE = 0.03              # a median less certain than this also reports its 95% upper bound

@@ -245,3 +245,35 @@ def test_two_processes_measuring_the_same_model_measure_it_once(tmp_path, model)
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     assert sorted(out.strip() for out, _ in outs) == ["cached", "measured"]
+
+
+class _LoadThatGoes(AnsweringTransport):
+    """A device busy during the first measurement (its second and fourth fifths twice as slow),
+    quiet during the next."""
+
+    def run(self, request):
+        answer = super().run(request)
+        noisy = self.calls == 1
+        answer["samples_ms"] = [2.0 if noisy and (i // 10) in (1, 3) else 1.0 + 0.001 * (i % 3) for i in range(50)]
+        return answer
+
+
+def test_a_noisy_measurement_is_taken_again_and_the_steadier_one_kept(tmp_path, model, profile):
+    from dataclasses import replace
+
+    profile = replace(profile, repeat=replace(profile.repeat, target_rse=0.01))  # as the shipped profiles
+    cache = MeasurementCache(tmp_path / "m.sqlite")
+    device = _LoadThatGoes(profile)
+    result = measure(model, profile, cache=cache, transport=device)
+    assert device.calls == 2 and result.median_rse < 0.03 and "latency_ms_upper" not in result.metrics()
+    assert measure(model, profile, cache=cache, transport=device) == result  # the steadier one is cached
+    steady = AnsweringTransport(profile, samples_ms=[1.0 + 0.001 * (i % 3) for i in range(50)])
+    measure(model, profile, use_cache=False, transport=steady)
+    assert steady.calls == 1  # a steady median is measured once
+
+
+def test_without_a_target_rse_a_noisy_measurement_is_kept_with_its_upper_bound(tmp_path, model, profile):
+    assert profile.repeat.target_rse is None
+    device = _LoadThatGoes(profile)
+    result = measure(model, profile, cache=MeasurementCache(tmp_path / "m.sqlite"), transport=device)
+    assert device.calls == 1 and result.metrics()["latency_ms_upper"] > result.median_ms

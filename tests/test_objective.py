@@ -84,3 +84,38 @@ def test_a_requirement_on_an_unusable_value_is_unknown(value):
 def test_a_requirement_on_an_extreme_finite_value_is_judged(value):
     requirements = Requirements({"latency_ms": {"min": -1e308, "max": 25}})
     assert requirements.is_met({"latency_ms": value}) is (float(value) <= 25)
+
+
+# -- noisy measurements: a requirement is judged on the far end of the 95% interval ----------------
+
+def test_a_max_requirement_is_judged_on_the_upper_bound_of_a_noisy_median():
+    requirements = Requirements({"latency_ms": {"max": 1.0}, "accuracy": {"min": 0.9}})
+    assert requirements.is_met({"latency_ms": 0.95, "accuracy": 0.95}) is True
+    assert requirements.is_met({"latency_ms": 0.95, "latency_ms_upper": 1.1, "accuracy": 0.95}) is False
+    assert requirements.is_met({"latency_ms": 0.95, "latency_ms_upper": 0.99, "accuracy": 0.95}) is True
+    assert requirements.is_met({"latency_ms": 0.95, "accuracy": 0.95, "accuracy_lower": 0.85}) is False
+    # an "upper" below the value (or not a number) never makes a network look better than its median
+    assert requirements.is_met({"latency_ms": 1.05, "latency_ms_upper": 0.5, "accuracy": 0.95}) is False
+    assert requirements.is_met({"latency_ms": 0.95, "latency_ms_upper": "nan", "accuracy": 0.95}) is True
+
+
+@settings(max_examples=200, deadline=None)
+@given(samples=st.lists(st.floats(0.01, 100.0), min_size=10, max_size=200))
+def test_the_upper_bound_of_a_median_is_at_least_the_median(samples):
+    from nni_gensynth.device import stats
+    assert stats.median_upper_bound(samples) >= stats.median(samples)
+
+
+def test_a_noisy_measurement_reports_its_upper_bound_and_a_steady_one_does_not():
+    from nni_gensynth.hardware.measurement import Measurement, MeasurementSpec
+    spec = MeasurementSpec("arch", "p", "fp", "onnxruntime", "onnxruntime 1.0", 1, "local:x")
+    steady = Measurement(spec, tuple(1.0 + 0.001 * (i % 3) for i in range(50)), {"energy_mj": 0.1, "source": "model"}, 3.0)
+    # load that comes and goes: the second and fourth fifths of the run were twice as slow
+    noisy_samples = tuple(2.0 if (i // 10) in (1, 3) else 1.0 for i in range(50))
+    noisy = Measurement(spec, noisy_samples, {"energy_mj": 0.1, "source": "model"}, 3.0)
+    assert "latency_ms_upper" not in steady.metrics()
+    figures = noisy.metrics()
+    assert figures["latency_rse"] > 0.03 and figures["latency_ms_upper"] > figures["latency_ms"]
+    requirement = Requirements({"latency_ms": {"max": figures["latency_ms"] * 1.01}})
+    assert requirement.is_met({"latency_ms": figures["latency_ms"]}) is True
+    assert requirement.is_met(figures) is False

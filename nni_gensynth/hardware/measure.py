@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Union
 
+from ..defaults import NOISY_LATENCY_RSE
 from ..device.protocol import BACKEND_FORMATS
 from .answer import validate_answer
 from .cache import MeasurementCache, cache_dir, measurement_key, writable_dir
@@ -155,12 +156,18 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
             hit = stored() if use_cache else None  # measured by another process while we waited
             if hit is not None:
                 return hit
-            if profile.transport.kind == "local":  # the host is the device: trials pause meanwhile
-                with host_lease():
-                    answer = _run(transport, request, retries)
-            else:
-                answer = _run(transport, request, retries)
-            result = _measurement(answer, profile, arch, fingerprint, device_id, precision)
+            def timed() -> Measurement:
+                if profile.transport.kind == "local":  # the host is the device: trials pause meanwhile
+                    with host_lease():
+                        return _measurement(_run(transport, request, retries), profile, arch, fingerprint,
+                                            device_id, precision)
+                return _measurement(_run(transport, request, retries), profile, arch, fingerprint, device_id,
+                                    precision)
+
+            result = timed()
+            if _noisy(result, profile):  # load came and went: once more, and keep the steadier median
+                again = timed()
+                result = min((result, again), key=lambda m: m.median_rse)
             if pool is not None:  # which device measured it, and does that device drift from its peers?
                 result = pool.settle(result, request, key_for(result.spec.runtime))
             cache.put(key_for(result.spec.runtime), result)
@@ -168,6 +175,15 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
     finally:
         if own_transport:
             transport.close()
+
+
+def _noisy(result: Measurement, profile: HardwareProfile) -> bool:
+    """Whether a profile that sets a target for the median's relative standard error
+    (`repeat.target_rse`) got a median less certain than that target, and than
+    NOISY_LATENCY_RSE (above which it reports the upper bound requirements judge), even after
+    timing up to `repeat.max_time_s`: such a measurement is taken once more before it is kept."""
+    rse, target = result.median_rse, profile.repeat.target_rse
+    return rse is not None and target is not None and rse > max(target, NOISY_LATENCY_RSE)
 
 
 def _run(transport: Transport, request: RunRequest, retries: int) -> Any:

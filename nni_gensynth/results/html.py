@@ -110,6 +110,22 @@ def _accuracy_cell(final: dict[str, Any], key: str) -> str:
     return f'<td data-value="{value!r}">{_esc(text)}</td>'
 
 
+def _latency_cell(final: dict[str, Any]) -> str:
+    """A median latency, with the upper end of its 95% interval when the measurement was noisy
+    (the end a `max` requirement was judged on)."""
+    value, upper = finite_float(final.get("latency_ms")), finite_float(final.get("latency_ms_upper"))
+    if value is None or upper is None:
+        return _num_cell(final.get("latency_ms"))
+    text = f"{value:.4g} (noisy: up to {upper:.4g})"
+    return f'<td data-value="{value!r}" title="95% upper bound of the median">{_esc(text)}</td>'
+
+
+def _cell(final: dict[str, Any], key: str) -> str:
+    if key.endswith("accuracy"):
+        return _accuracy_cell(final, key)
+    return _latency_cell(final) if key == "latency_ms" else _num_cell(final.get(key))
+
+
 def _row(record: ExperimentRecord, trial: TrialRecord, best_id: Optional[str]) -> str:
     feasible = is_feasible(record, trial)
     has_final = trial.final is not None
@@ -120,8 +136,7 @@ def _row(record: ExperimentRecord, trial: TrialRecord, best_id: Optional[str]) -
              _text_cell("yes" if feasible else ("no" if has_final else "–")),
              _num_cell(utility(record, trial))]
     final = trial.final or {}
-    cells += [_accuracy_cell(final, key) if key.endswith("accuracy") else _num_cell(final.get(key))
-              for key, _, _ in METRIC_COLUMNS]
+    cells += [_cell(final, key) for key, _, _ in METRIC_COLUMNS]
     source = _text_cell(final.get("energy_source", "–"))
     if _emulated(trial):
         source = f'<td class="text">{_esc(final.get("energy_source", "–"))} <span class="emulated">EMULATED</span></td>'
