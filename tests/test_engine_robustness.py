@@ -158,3 +158,25 @@ def test_a_hostile_device_answer_is_not_a_measurement(measured):
     for metrics in gs.measurements.values():
         assert gs.requirements.is_met(metrics) is None  # no latency measured: unknown, and nothing poisoned
     json.dumps(gs.state_dict(), allow_nan=False)
+
+
+def test_near_copies_of_a_failed_network_are_kept_away_from_and_other_choices_are_not():
+    """A space with a continuous decision offers endless near copies of a network that failed
+    (e.g. one the model space's constraints reject): proposals keep away from them."""
+    space = SearchSpace({"block": {"_type": "choice", "_value": ["a", "b", "c"]},
+                         "dropout": {"_type": "uniform", "_value": [0.0, 1.0]}})
+    gs = GenSynth(space, Objective("accuracy"), seed=0, population_size=3)
+    failed = space.from_parameters({"block": "a", "dropout": 0.5})
+    gs.tell(failed, None)
+    assert failed in gs.failed
+    rows = np.array([space.values_row(space.from_parameters(p)) for p in (
+        {"block": "a", "dropout": 0.52}, {"block": "a", "dropout": 0.9}, {"block": "b", "dropout": 0.5})])
+    away = gs._away_from_failures(space.features(rows))
+    assert away[0] == 0.0 and 0.5 < away[1] < 1.0 and away[2] == 1.0
+    proposed = []
+    for _ in range(30):  # every "a" network is rejected: the search moves on to the other blocks
+        arch = gs.ask()
+        parameters = space.to_parameters(arch)
+        proposed.append(parameters["block"])
+        gs.tell(arch, None if parameters["block"] == "a" else {"accuracy": 0.5 + parameters["dropout"] / 10})
+    assert proposed[-15:].count("a") <= 3, proposed

@@ -29,11 +29,15 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from .generator import Generator
-from .inquisitor import Inquisitor, Record
+from .inquisitor import Inquisitor, Record, categorical_mask
 from .metrics import MAX_METRICS, RESPONSES_KEY, clean_metrics, finite_float, parse_responses, short_repr
 from .objective import Objective, Requirements
 from .space import Architecture, ChoiceDecision, SearchSpace
 from .state import StateError, json_safe
+from .surrogate import weighted_distance
+
+MAX_FAILURES_AVOIDED = 200  # failures a proposal keeps away from, at most
+NEAR_FAILURE = 0.1  # a near copy of a failed network: e.g. one continuous value within 0.32 (unit scale)
 
 _logger = logging.getLogger("nni_gensynth.engine")
 
@@ -350,6 +354,8 @@ class GenSynth:
         x = self.space.features(rows)
         self._condition()
         p_feasible = self.inquisitor.feasibility(x)
+        if self.failed:
+            p_feasible = p_feasible * self._away_from_failures(x)
         if self._measured_ok:
             for j, row in enumerate(rows):
                 if row.tobytes() in self._measured_ok:
@@ -361,6 +367,19 @@ class GenSynth:
             acquisition = self.inquisitor.expected_improvement(x) * p_feasible
             acquisition += 1e-9 * self.rng.random(len(rows))  # random tie-break
         return np.argsort(-acquisition), p_feasible
+
+    def _away_from_failures(self, x: np.ndarray) -> np.ndarray:
+        """Per candidate, 0 within NEAR_FAILURE of a failed network (distance in decisions: 1 per
+        differing choice, the squared unit difference per continuous one), rising to 1 at twice
+        that: a network that failed (a trial that crashed, a sample the model space's constraints
+        reject) rules out its near copies (the same choices, close continuous values). No
+        surrogate models failure; without this, a space with a continuous decision offers endless
+        near copies of a failed network, and a converged search keeps proposing them."""
+        failed = list(self.failed)[:MAX_FAILURES_AVOIDED]
+        rows = np.stack([self.space.values_row(a) for a in failed])
+        weights = np.ones(x.shape[1])  # distance in decisions: 1 per differing choice
+        distance = weighted_distance(x, self.space.features(rows), categorical_mask(self.space), weights)
+        return np.clip(distance.min(axis=1) / NEAR_FAILURE - 1.0, 0.0, 1.0)
 
     def _best_feasible_score(self) -> Optional[float]:
         scores = [r.score for r in self.records.values() if r.score is not None and r.feasible]
