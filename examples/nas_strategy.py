@@ -1,6 +1,6 @@
 """GenSynth as an NNI NAS strategy: a model space on the embedded digits, under a latency budget.
 
-    .venv/bin/python examples/nas_strategy.py            # about 2.5 minutes on 2 cores
+    .venv/bin/python examples/nas_strategy.py            # about 3.5 minutes on 2 cores
 
 The model space is written with `nni.nas.nn.pytorch`: a stem of searchable width, then 1 to 3
 blocks (`Repeat`), each a `LayerChoice` of a 3x3 convolution, a depthwise-separable convolution
