@@ -96,7 +96,8 @@ def test_a_max_requirement_is_judged_on_the_upper_bound_of_a_noisy_median():
     assert requirements.is_met({"latency_ms": 0.95, "accuracy": 0.95, "accuracy_lower": 0.85}) is False
     # an "upper" below the value (or not a number) never makes a network look better than its median
     assert requirements.is_met({"latency_ms": 1.05, "latency_ms_upper": 0.5, "accuracy": 0.95}) is False
-    assert requirements.is_met({"latency_ms": 0.95, "latency_ms_upper": "nan", "accuracy": 0.95}) is True
+    for hostile in ("nan", float("nan"), 10**400, [1.1], {"x": 1.1}, True):  # unusable: the median is judged
+        assert requirements.is_met({"latency_ms": 0.95, "latency_ms_upper": hostile, "accuracy": 0.95}) is True
 
 
 @settings(max_examples=200, deadline=None)

@@ -70,12 +70,10 @@ def median_rse(samples: Sequence[float], blocks: int = 5) -> float:
 T_975_BLOCKS = 2.776
 
 
-def median_upper_bound(samples: Sequence[float], blocks: int = 5) -> float:
-    """Upper end of the 95% interval of the median, median x (1 + t x rse), from the same block
-    medians as `median_rse` (t for 5 blocks; the bound is only as good as that estimate)."""
-    if blocks != 5:
-        raise ValueError("median_upper_bound's t value is for 5 blocks")
-    return median(samples) * (1.0 + T_975_BLOCKS * median_rse(samples, blocks))
+def median_upper_bound(samples: Sequence[float]) -> float:
+    """Upper end of the 95% interval of the median, median x (1 + t x rse), from the five block
+    medians of `median_rse` (the bound is only as good as that estimate)."""
+    return median(samples) * (1.0 + T_975_BLOCKS * median_rse(samples, blocks=5))
 
 
 def summarize(samples: Sequence[float]) -> Dict[str, float]:

@@ -375,8 +375,10 @@ class GenSynth:
         reject) rules out its near copies (the same choices, close continuous values). No
         surrogate models failure; without this, a space with a continuous decision offers endless
         near copies of a failed network, and a converged search keeps proposing them."""
-        failed = list(self.failed)[:MAX_FAILURES_AVOIDED]
-        rows = np.stack([self.space.values_row(a) for a in failed])
+        rows = [self.space.values_row(a) for a in self.failed]
+        if len(rows) > MAX_FAILURES_AVOIDED:  # the same subset in every process (a set has no order)
+            rows = sorted(rows, key=lambda row: row.tobytes())[:MAX_FAILURES_AVOIDED]
+        rows = np.stack(rows)
         weights = np.ones(x.shape[1])  # distance in decisions: 1 per differing choice
         distance = weighted_distance(x, self.space.features(rows), categorical_mask(self.space), weights)
         return np.clip(distance.min(axis=1) / NEAR_FAILURE - 1.0, 0.0, 1.0)

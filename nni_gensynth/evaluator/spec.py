@@ -5,7 +5,8 @@ and the precision they measure, the requirements, the training recipe and the pr
 Frozen, validated once by one table of rules, and written in one command-line form
 (`python -m nni_gensynth.trial OPTIONS`): the trial parses it, the tuner reads it from the
 experiment's trial command (so its screening builds and measures exactly what the trial will),
-and reports read it from an experiment's configuration. Torch-free, so the tuner and the report can read a spec without importing torch.
+and reports read it from an experiment's configuration. Torch-free, so the tuner and the report
+can read a spec without importing torch.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import fcntl
 import os
 import re
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Sequence, Union
 
@@ -156,13 +156,12 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
             hit = stored() if use_cache else None  # measured by another process while we waited
             if hit is not None:
                 return hit
+
             def timed() -> Measurement:
-                if profile.transport.kind == "local":  # the host is the device: trials pause meanwhile
-                    with host_lease():
-                        return _measurement(_run(transport, request, retries), profile, arch, fingerprint,
-                                            device_id, precision)
-                return _measurement(_run(transport, request, retries), profile, arch, fingerprint, device_id,
-                                    precision)
+                # the host is the device: trials pause meanwhile
+                with host_lease() if profile.transport.kind == "local" else nullcontext():
+                    answer = _run(transport, request, retries)
+                return _measurement(answer, profile, arch, fingerprint, device_id, precision)
 
             result = timed()
             if _noisy(result, profile):  # load came and went: once more, and keep the steadier median

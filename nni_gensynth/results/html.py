@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 from .analysis import METRIC_COLUMNS, best_feasible, is_feasible, utility
 from ..engine.metrics import finite_float
+from ..engine.objective import UPPER_SUFFIX
 from .model import ExperimentRecord, TrialRecord
 
 _STYLE = """
@@ -113,7 +114,7 @@ def _accuracy_cell(final: dict[str, Any], key: str) -> str:
 def _latency_cell(final: dict[str, Any]) -> str:
     """A median latency, with the upper end of its 95% interval when the measurement was noisy
     (the end a `max` requirement was judged on)."""
-    value, upper = finite_float(final.get("latency_ms")), finite_float(final.get("latency_ms_upper"))
+    value, upper = finite_float(final.get("latency_ms")), finite_float(final.get("latency_ms" + UPPER_SUFFIX))
     if value is None or upper is None:
         return _num_cell(final.get("latency_ms"))
     text = f"{value:.4g} (noisy: up to {upper:.4g})"
