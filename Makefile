@@ -42,6 +42,7 @@ test: setup system-deps emulated-pi
 benchmarks: setup
 	$(BIN)/python benchmarks/measure.py
 	$(BIN)/python benchmarks/nb201.py
+	$(BIN)/python benchmarks/nb201_multi.py --jobs 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -20,37 +20,22 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # so "benchmarks.nb201_lib.device:lookup_latency" imports everywhere
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.nb201_lib.data import data_path, load_table, search_space  # noqa: E402
+from benchmarks.nb201_lib.arguments import add_run_arguments, parse_run_arguments  # noqa: E402
+from benchmarks.nb201_lib.data import load_table, search_space  # noqa: E402
 from benchmarks.nb201_lib.harness import run_all  # noqa: E402
 from benchmarks.nb201_lib.plot import convergence_plot  # noqa: E402
 from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
 from benchmarks.nb201_lib.summary import format_markdown, format_table, group_runs, reference, summarize_tuner  # noqa: E402
 from benchmarks.nb201_lib.tuners import DEFAULT_TUNERS, PROFILER, TUNERS  # noqa: E402
 
-RESULTS = REPO_ROOT / "benchmarks" / "results"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", help="NAS-Bench-201 CSV (default: ../shared/bench-data/nb201_cifar10_raspi4.csv)")
     parser.add_argument("--tuners", nargs="+", default=DEFAULT_TUNERS, choices=sorted(TUNERS), metavar="TUNER",
                         help=f"subset to run (default: {' '.join(DEFAULT_TUNERS)}; also: nni-tpe-default-mode)")
-    parser.add_argument("--seeds", type=int, default=20, help="number of seeds, 0..N-1 (default 20)")
-    parser.add_argument("--budgets", type=int, nargs="+", default=[50, 100, 200], help="trainings (default 50 100 200)")
-    parser.add_argument("--jobs", type=int, default=1, help="processes over seeds (default 1)")
-    parser.add_argument("--out", default=str(RESULTS / "nb201.json"), help="JSON output path")
-    parser.add_argument("--plot", default=str(RESULTS / "nb201.png"), help="convergence plot path ('' for none)")
-    parser.add_argument("--markdown", default=str(RESULTS / "nb201.md"), help="Markdown table path ('' for none)")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if min(args.budgets) < 1:
-        parser.error(f"--budgets must be >= 1, got {args.budgets}")
-    if args.jobs < 1:
-        parser.error(f"--jobs must be >= 1, got {args.jobs}")
-    args.budgets = sorted(set(args.budgets))
-    args.data = str(data_path(args.data))  # FileNotFoundError names the path
-    return args
+    add_run_arguments(parser, "nb201", "convergence plot")
+    return parse_run_arguments(parser, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

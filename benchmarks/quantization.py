@@ -60,6 +60,9 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=8, help="trained networks per search arm")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2, help="measurements per cell (alternating fp32 / int8)")
+    parser.add_argument("--compact", type=Path, default=None,
+                        help="the compact network: a `gensynth report` summary.json (its best feasible trial) or a "
+                             "JSON file of parameters (default: benchmarks/results/synthesis.json's best)")
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="cache folder (default: a new empty one, so no figure comes from an earlier run)")
     args = parser.parse_args(argv)
@@ -80,8 +83,23 @@ def load_average() -> list[float]:
 # -- part 1: networks ------------------------------------------------------------------------------
 
 
-def compact_parameters() -> tuple[dict, str]:
-    """The synthesis benchmark's best network, else a fixed compact one of the same space."""
+def compact_parameters(path: Optional[Path] = None) -> tuple[dict, str]:
+    """The compact network of the MobileNetV2 space: the best feasible one of a `gensynth report`
+    summary.json, or the parameters in a JSON file (`--compact`); else the synthesis benchmark's
+    best; else a fixed compact one of the same space."""
+    if path is not None:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"--compact {path}: not a readable JSON file ({exc})") from None
+        if isinstance(data, dict) and "best_feasible" in data:  # a report's summary.json
+            if not data["best_feasible"]:
+                raise SystemExit(f"--compact {path}: the experiment has no feasible network")
+            best = data["best_feasible"][0]
+            return dict(best["parameters"]), f"{path.name}: best feasible trial {best['trial_id']}"
+        if not isinstance(data, dict):
+            raise SystemExit(f"--compact {path}: expected a JSON object of parameters")
+        return dict(data), str(path)
     try:
         return dict(json.loads(SYNTHESIS_RESULTS.read_text())["best"]["parameters"]), str(
             SYNTHESIS_RESULTS.relative_to(REPO))
@@ -89,12 +107,12 @@ def compact_parameters() -> tuple[dict, str]:
         return dict(FALLBACK_COMPACT), "fixed fallback (no synthesis results)"
 
 
-def networks() -> dict[str, tuple[Callable[[], Any], str]]:
+def networks(compact_path: Optional[Path] = None) -> dict[str, tuple[Callable[[], Any], str]]:
     """name -> (a builder of the untrained module, what it is)."""
     from benchmarks.measure import reference_networks
     from nni_gensynth.models import build_model, mobilenetv2
 
-    compact, source = compact_parameters()
+    compact, source = compact_parameters(compact_path)
 
     def mbv2(parameters: dict) -> Callable[[], Any]:
         return lambda: build_model(parameters, num_classes=10, in_channels=3, builder="mobilenetv2")
@@ -337,7 +355,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     evaluator = Evaluator(EvaluationSpec(builder="mobilenetv2", image_size=32, channels=3, hw_profiles=(),
                                          epochs=args.epochs, seed=args.seed))
     rows = [bench_network(name, build, what, evaluator, profiles, args.rounds)
-            for name, (build, what) in networks().items()]
+            for name, (build, what) in networks(args.compact).items()]
 
     space = json.loads((REPO / "search_spaces" / "mobilenet_macro.json").read_text())
     with tempfile.TemporaryDirectory(prefix="gensynth-search-") as folder:

@@ -1,6 +1,6 @@
 """GenSynthTuner: the thin NNI adapter around the GenSynth engine.
 
-This is the only module that imports NNI. It validates classArgs in `__init__` (NNI's
+The HPO adapter (nas/strategy.py is the NAS one). It validates classArgs in `__init__` (NNI's
 config v2 never runs ClassArgsValidators, and an exception escaping `generate_parameters`
 kills the dispatcher thread silently), translates NNI calls into `GenSynth.ask/tell`,
 guards the engine with a lock (NNI calls `trial_end` from another thread), and saves the
@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Optional, Union
 from nni.tuner import Tuner
 
 from .engine.coverage import unreported_metrics
+from .engine.front import parse_objectives
 from .engine.gensynth import CycleStats, GenSynth
 from .engine.objective import MAXIMIZE, MINIMIZE, Objective, Requirements
 from .engine.relative import resolve_relative, split_relative
@@ -70,6 +71,11 @@ class GenSynthTuner(Tuner):
         max_profiler_calls: device measurements allowed per proposed trial, on average.
         probing: learn from the probe responses trials report (metric key "responses"), e.g.
             move widths toward the channels that carry importance; False for the ablation.
+        objectives: multi-objective mode instead of one U: two or three metrics, each maximised
+            or minimised ([{accuracy: max}, {latency_ms: min}]); the search grows the
+            hypervolume of the feasible front (engine/front.py); `objective` is then unused.
+        reference: the hypervolume's reference point, {metric: value} per objective (default:
+            the requirement's bound on that metric, else the front's nadir less 10% of its range).
     """
 
     def __init__(self, optimize_mode: str = MAXIMIZE, objective: str = "default",
@@ -78,11 +84,13 @@ class GenSynthTuner(Tuner):
                  hw_profile: Optional[str] = None, prototype: Union[Mapping[str, Any], str, None] = None,
                  evaluation: Optional[Mapping[str, Any]] = None,
                  population_size: int = 10, seed: Optional[int] = None, max_profiler_calls: int = 4,
-                 probing: bool = True) -> None:
+                 probing: bool = True, objectives: Optional[Any] = None,
+                 reference: Optional[Mapping[str, Any]] = None) -> None:
         super().__init__()
         try:
             self._configure(optimize_mode, objective, constraints, profiler, hw_profile, prototype, evaluation,
                             population_size, seed, max_profiler_calls, probing)
+            self._configure_objectives(objectives, reference)
         except (TypeError, ValueError) as exc:
             _report_fatal_to_nni(f"GenSynth classArgs: {exc}")
             raise
@@ -146,6 +154,21 @@ class GenSynthTuner(Tuner):
                 raise ValueError(f"constraints[{hardware[0]!r}] is relative to the prototype's measurement, "
                                  f"but neither hw_profile nor the trial's --hw-profile names a device")
         self._profiler_fn = _resolve_profiler(profiler, self._screening_evaluator(requirements))
+
+    def _configure_objectives(self, objectives: Any, reference: Any) -> None:
+        """Multi-objective mode (classArgs `objectives`, `reference`); errors name the argument."""
+        self.objectives = objectives
+        self.reference = dict(reference) if isinstance(reference, Mapping) else reference
+        if objectives is None:
+            if reference is not None:
+                raise ValueError("reference: only used with objectives (multi-objective mode)")
+            return
+        parsed = parse_objectives(objectives, reference)
+        held_out = [m for m in parsed.metrics if m.startswith(HELD_OUT_PREFIX)]
+        if held_out:
+            raise ValueError(f"objectives: {held_out[0]!r} is measured on the held-out test split, which the "
+                             f"search must never see; use {held_out[0][len(HELD_OUT_PREFIX):]!r}")
+        self._objective = parsed
 
     def _screening_evaluator(self, requirements: Requirements) -> Any:
         """The evaluator that measures candidates before training (None without hw_profile)."""
@@ -349,6 +372,8 @@ class GenSynthTuner(Tuner):
                 "prototype": self._prototype_parameters,
                 "prototype_result": self._prototype_result,
                 "evaluation": self._spec.as_dict() if self._spec is not None else None,
+                "objectives": self._objective.describe() if self.objectives is not None else None,
+                "reference": self.reference,
             }
         except Exception as exc:  # noqa: BLE001 - saving must never stop the search
             _logger.error("GenSynth state could not be assembled (%s: %s)", type(exc).__name__, exc)
@@ -411,6 +436,10 @@ class GenSynthTuner(Tuner):
             return None
 
     def _on_cycle(self, stats: CycleStats) -> None:
+        if self.objectives is not None:
+            _logger.info("GenSynth cycle %d: hypervolume %s, feasible %.0f%%, entropy %.3f", stats.cycle,
+                         stats.hypervolume, 100 * stats.feasible_fraction, stats.entropy)
+            return
         _logger.info("GenSynth cycle %d: best U %s, feasible %.0f%%, entropy %.3f", stats.cycle,
                      stats.best_u, 100 * stats.feasible_fraction, stats.entropy)
 

@@ -2,6 +2,7 @@
 import."""
 from __future__ import annotations
 
+import importlib
 import json
 import multiprocessing
 import os
@@ -270,6 +271,45 @@ def test_a_noisy_measurement_is_taken_again_and_the_steadier_one_kept(tmp_path, 
     steady = AnsweringTransport(profile, samples_ms=[1.0 + 0.001 * (i % 3) for i in range(50)])
     measure(model, profile, use_cache=False, transport=steady)
     assert steady.calls == 1  # a steady median is measured once
+
+
+class _LoadThatStays(AnsweringTransport):
+    """A device busy during its first `busy` measurements, quiet after them."""
+
+    def __init__(self, profile, busy):
+        super().__init__(profile)
+        self.busy = busy
+
+    def run(self, request):
+        answer = super().run(request)
+        noisy = self.calls <= self.busy
+        answer["samples_ms"] = [2.0 if noisy and (i // 10) in (1, 3) else 1.0 + 0.001 * (i % 3) for i in range(50)]
+        return answer
+
+
+def test_a_noisy_cached_measurement_is_measured_again_once_per_process(tmp_path, model, profile, monkeypatch):
+    from dataclasses import replace
+
+    measure_module = importlib.import_module("nni_gensynth.hardware.measure")  # the package exports the function
+    profile = replace(profile, repeat=replace(profile.repeat, target_rse=0.01))
+    cache = MeasurementCache(tmp_path / "m.sqlite")
+    monkeypatch.setattr(measure_module, "_RETRIED", set())
+    stored = measure(model, profile, cache=cache, transport=_LoadThatStays(profile, busy=2))
+    assert stored.median_rse > 0.03  # busy both times: the noisy median is what the cache holds
+
+    later = _LoadThatStays(profile, busy=0)  # a later trial, the load gone
+    again = measure(model, profile, cache=cache, transport=later)
+    assert later.calls == 1 and again.median_rse < 0.03 and not again.from_cache
+    assert measure(model, profile, cache=cache, transport=later).median_rse == again.median_rse
+    assert later.calls == 1  # the steadier median replaced the noisy one in the cache
+
+    monkeypatch.setattr(measure_module, "_RETRIED", set())
+    still_busy = _LoadThatStays(profile, busy=10)
+    measure(model, profile, cache=cache, transport=_LoadThatStays(profile, busy=10), use_cache=False)
+    first = measure(model, profile, cache=cache, transport=still_busy)
+    assert still_busy.calls == 2 and not first.from_cache  # retried (and, noisy again, once more at once)
+    second = measure(model, profile, cache=cache, transport=still_busy)
+    assert still_busy.calls == 2 and second.from_cache  # once per process, not on every look-up
 
 
 def test_without_a_target_rse_a_noisy_measurement_is_kept_with_its_upper_bound(tmp_path, model, profile):

@@ -99,3 +99,27 @@ def test_cli_smoke_run(tmp_path):
             seed_bests = [best["accuracy"] for best in summary["budgets"][budget]["per_seed"]]
             assert summary["budgets"][budget]["best_feasible_accuracy"]["median"] == pytest.approx(
                 statistics.median(seed_bests), abs=1e-3)
+
+
+def test_front_benchmark_smoke_run(tmp_path):
+    """benchmarks/nb201_multi.py: every multi-objective searcher runs through the NNI Tuner API, and
+    each reported hypervolume is the hypervolume of its run's feasible trainings."""
+    from benchmarks.nb201_multi import REFERENCE, oriented
+    from nni_gensynth.engine.hypervolume import hypervolume
+
+    out, plot, markdown = tmp_path / "multi.json", tmp_path / "multi.png", tmp_path / "multi.md"
+    tuners = ["gensynth-multi", "optuna-nsga2", "optuna-motpe", "mf-re-scalarised"]
+    subprocess.run([sys.executable, str(REPO / "benchmarks" / "nb201_multi.py"), "--tuners", *tuners,
+                    "--seeds", "1", "--budgets", "12", "25", "--out", str(out), "--plot", str(plot),
+                    "--markdown", str(markdown)], check=True, capture_output=True, text=True)
+    doc = json.loads(out.read_text())
+    assert doc["errors"] == {} and set(doc["tuners"]) == set(tuners) and plot.stat().st_size > 0
+    assert "Optuna NSGA-II" in markdown.read_text()
+    table = load_table()
+    every = oriented([c.accuracy for c in table.cells.values()], [c.latency_ms for c in table.cells.values()])
+    assert doc["optimum"]["hypervolume"] == pytest.approx(hypervolume(every, REFERENCE), abs=1e-3)
+    for summary in doc["tuners"].values():
+        at_12, at_25 = (summary["budgets"][b]["hypervolume"]["median"] for b in ("12", "25"))
+        assert 0.0 <= at_12 <= at_25 <= doc["optimum"]["hypervolume"]  # the front only grows
+        for point in summary["median_run"]["front"]:  # (accuracy, latency) of real feasible cells
+            assert point[1] <= LATENCY_LIMIT_MS

@@ -236,3 +236,23 @@ def test_a_failing_conversion_step_is_named(tmp_path):
     with pytest.raises(QuantizationError, match="failed in torch.export: .*data-dependent"):
         export_model(_DataDependent().eval(), "litert", (1, 1, 8, 8), precision="int8",
                      calibration=from_noise((1, 1, 8, 8), 8), directory=tmp_path)
+
+
+def test_the_benchmark_takes_its_compact_network_from_a_report_or_a_parameter_file(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.quantization import FALLBACK_COMPACT, compact_parameters
+
+    report = tmp_path / "summary.json"
+    report.write_text(json.dumps({"best_feasible": [{"trial_id": "T7", "parameters": {"stem_width": 8}}]}))
+    assert compact_parameters(report) == ({"stem_width": 8}, "summary.json: best feasible trial T7")
+    plain = tmp_path / "best.json"
+    plain.write_text(json.dumps(FALLBACK_COMPACT))
+    assert compact_parameters(plain)[0] == FALLBACK_COMPACT
+    (tmp_path / "none.json").write_text(json.dumps({"best_feasible": []}))
+    for bad, message in ((tmp_path / "none.json", "no feasible"), (tmp_path / "missing.json", "not a readable")):
+        with pytest.raises(SystemExit, match=message):
+            compact_parameters(bad)

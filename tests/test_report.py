@@ -280,3 +280,28 @@ def test_a_noisy_latency_shows_the_upper_bound_it_was_judged_on(tmp_path):
     assert summarize(record)["counts"]["feasible"] == 1
     page = render_index(record, summarize(record))
     assert "0.045 (noisy: up to 0.061)" in page
+
+
+def test_multi_objective_report_plots_the_front_after_each_cycle(tmp_path):
+    from nni_gensynth.results.model import CycleRecord
+    from nni_gensynth.results.plots import front_figure
+
+    trials = [TrialRecord(f"T{i}", "SUCCEEDED", i, {"w": i},
+                          {"default": a, "accuracy": a, "latency_ms": lat})
+              for i, (a, lat) in enumerate([(0.8, 1.0), (0.9, 3.0), (0.85, 0.5), (0.95, 2.0), (0.7, 9.0)])]
+    config = {"tuner": {"name": "GenSynth", "classArgs": {
+        "objectives": [{"accuracy": "max"}, {"latency_ms": "min"}], "population_size": 2,
+        "constraints": {"latency_ms": {"max": 5}}}}}
+    record = ExperimentRecord("multi", "sqlite", None, config, trials,
+                              cycles=[CycleRecord(1, 2, 0.9, 1.0, 1.0, hypervolume=3.5),
+                                      CycleRecord(2, 4, 0.95, 1.0, 1.0, hypervolume=4.25)])
+    figure = front_figure(record)
+    assert legend_texts(figure) == ["cycle 1 (hypervolume 3.5)", "cycle 2 (hypervolume 4.25)", "cycle 3 (in progress)"]
+    last = figure.axes[0].get_lines()[1]
+    assert list(last.get_xdata()) == [0.5, 2.0] and list(last.get_ydata()) == [0.85, 0.95]  # T0, T1 dominated
+    assert axis_labels(figure) == [("latency_ms (min)", "accuracy (max)")]
+    assert cycles_figure(record).axes[0].get_lines()[0].get_ydata().tolist() == [3.5, 4.25]
+    write_report_for(record, tmp_path)
+    assert json.loads((tmp_path / "summary.json").read_text())["files"]["front.png"] == "front.png"
+    _check_png(tmp_path / "front.png")
+    assert 'src="front.png"' in (tmp_path / "index.html").read_text()

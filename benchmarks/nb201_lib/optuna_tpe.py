@@ -14,31 +14,22 @@ from nni.tuner import Tuner
 
 from .requirements import check_constraints, violations
 
-_CONSTRAINTS_ATTR = "constraints"
+CONSTRAINTS_ATTR = "constraints"
 
 
-def _constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return trial.user_attrs[_CONSTRAINTS_ATTR]
+def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's `constraints_func`: the violations stored on the trial (<= 0 when met)."""
+    return trial.user_attrs[CONSTRAINTS_ATTR]
 
 
-class OptunaConstrainedTPETuner(Tuner):
-    def __init__(self, optimize_mode: str = "maximize", objective: str = "accuracy",
-                 constraints: Mapping[str, Mapping[str, float]] | None = None, seed: int | None = None):
-        if optimize_mode not in ("maximize", "minimize"):
-            raise ValueError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}")
-        self.optimize_mode = optimize_mode
-        self.objective = objective
-        self.constraints = check_constraints(constraints or {"latency_ms": {"max": 25.0}})
-        self.seed = seed
+class OptunaTuner(Tuner):
+    """An Optuna study as an NNI tuner over `choice` spaces (ask/tell); subclasses make the study
+    and tell it a result. A trial that ends without a result is told as failed."""
+
+    def __init__(self) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._distributions: dict[str, optuna.distributions.BaseDistribution] = {}
         self._trials: dict[int, optuna.trial.Trial] = {}
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        with warnings.catch_warnings():
-            # constraints_func is deprecated (FutureWarning) since Optuna 5.0 but still does its job.
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            sampler = optuna.samplers.TPESampler(constraints_func=_constraint_values, seed=seed)
-        self._study = optuna.create_study(direction=optimize_mode, sampler=sampler)
 
     def update_search_space(self, search_space: Mapping[str, Any]) -> None:
         distributions = {}
@@ -55,15 +46,38 @@ class OptunaConstrainedTPETuner(Tuner):
         self._trials[parameter_id] = trial
         return dict(trial.params)
 
+    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
+        trial = self._trials.pop(parameter_id, None)
+        if trial is not None:  # ended without a result
+            self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def quiet_sampler(make: Any) -> Any:
+    """`make()`, with Optuna's warnings that `constraints_func` is experimental or deprecated
+    (FutureWarning since 5.0; it still does its job) silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        return make()
+
+
+class OptunaConstrainedTPETuner(OptunaTuner):
+    def __init__(self, optimize_mode: str = "maximize", objective: str = "accuracy",
+                 constraints: Mapping[str, Mapping[str, float]] | None = None, seed: int | None = None):
+        super().__init__()
+        if optimize_mode not in ("maximize", "minimize"):
+            raise ValueError(f"optimize_mode must be 'maximize' or 'minimize', got {optimize_mode!r}")
+        self.optimize_mode = optimize_mode
+        self.objective = objective
+        self.constraints = check_constraints(constraints or {"latency_ms": {"max": 25.0}})
+        self.seed = seed
+        sampler = quiet_sampler(lambda: optuna.samplers.TPESampler(constraints_func=constraint_values, seed=seed))
+        self._study = optuna.create_study(direction=optimize_mode, sampler=sampler)
+
     def receive_trial_result(self, parameter_id: int, parameters: Any, value: Any, **kwargs: Any) -> None:
         trial = self._trials.pop(parameter_id)
         if not isinstance(value, Mapping):
             raise TypeError(f"{type(self).__name__} needs a metric dict with {self.objective!r} and "
                             f"{sorted(self.constraints)}, got {value!r}")
-        trial.set_user_attr(_CONSTRAINTS_ATTR, violations(value, self.constraints))
+        trial.set_user_attr(CONSTRAINTS_ATTR, violations(value, self.constraints))
         self._study.tell(trial, float(value[self.objective]))
-
-    def trial_end(self, parameter_id: int, success: bool, **kwargs: Any) -> None:
-        trial = self._trials.pop(parameter_id, None)
-        if trial is not None:  # ended without a result
-            self._study.tell(trial, state=optuna.trial.TrialState.FAIL)

@@ -71,6 +71,33 @@ def gensynth(seed: int) -> Tuner:
                          profiler=PROFILER, seed=seed)
 
 
+# -- multi-objective (benchmarks/nb201_multi.py): accuracy up, Pi 4 latency down, latency <= 25 ms --
+MULTI_OBJECTIVES = (("accuracy", "maximize"), ("latency_ms", "minimize"))
+HV_REFERENCE = (80.0, LATENCY_LIMIT_MS)  # (accuracy %, latency ms): the hypervolume's reference point
+
+
+def gensynth_multi(seed: int) -> Tuner:
+    from nni_gensynth.tuner import GenSynthTuner
+    return GenSynthTuner(objectives=[{metric: direction[:3]} for metric, direction in MULTI_OBJECTIVES],
+                         reference={"accuracy": HV_REFERENCE[0]}, constraints=CONSTRAINTS, profiler=PROFILER,
+                         seed=seed)
+
+
+def optuna_nsga2(seed: int) -> Tuner:
+    from .multi_tuners import OptunaMultiObjectiveTuner
+    return OptunaMultiObjectiveTuner("nsga2", MULTI_OBJECTIVES, CONSTRAINTS, seed=seed)
+
+
+def optuna_motpe(seed: int) -> Tuner:
+    from .multi_tuners import OptunaMultiObjectiveTuner
+    return OptunaMultiObjectiveTuner("tpe", MULTI_OBJECTIVES, CONSTRAINTS, seed=seed)
+
+
+def measure_first_re_scalarised(seed: int) -> Tuner:
+    from .multi_tuners import ScalarisedEvolutionTuner
+    return ScalarisedEvolutionTuner(PROFILER, CONSTRAINTS, HV_REFERENCE, seed=seed)
+
+
 TUNERS: dict[str, Callable[[int], Tuner]] = {
     "gensynth": gensynth,
     "mf-re": measure_first_re,
@@ -80,8 +107,14 @@ TUNERS: dict[str, Callable[[int], Tuner]] = {
     "nni-evolution": nni_evolution,
     "nni-tpe": nni_tpe,
     "nni-tpe-default-mode": nni_tpe_default_mode,
+    "gensynth-multi": gensynth_multi,
+    "optuna-nsga2": optuna_nsga2,
+    "optuna-motpe": optuna_motpe,
+    "mf-re-scalarised": measure_first_re_scalarised,
 }
-DEFAULT_TUNERS = [name for name in TUNERS if name != "nni-tpe-default-mode"]
+MULTI_ONLY = ("gensynth-multi", "optuna-nsga2", "optuna-motpe", "mf-re-scalarised")  # searchers of a front
+MULTI_TUNERS = [*MULTI_ONLY, "mf-random", "gensynth"]  # nb201_multi.py's default line-up
+DEFAULT_TUNERS = [name for name in TUNERS if name != "nni-tpe-default-mode" and name not in MULTI_ONLY]
 LABELS = {
     "gensynth": "GenSynth",
     "mf-re": "measure-first RE",
@@ -91,6 +124,10 @@ LABELS = {
     "nni-evolution": "NNI Evolution",
     "nni-tpe": "NNI TPE",
     "nni-tpe-default-mode": "NNI TPE (default optimize_mode)",
+    "gensynth-multi": "GenSynth multi-objective",
+    "optuna-nsga2": "Optuna NSGA-II (constraints)",
+    "optuna-motpe": "Optuna MO-TPE (constraints)",
+    "mf-re-scalarised": "measure-first RE, Chebyshev",
 }
 
 

@@ -70,7 +70,8 @@ def build_engine(record: Any, requirements: Any, profiler: Any) -> Any:
     space = SearchSpace(space_spec)
     prototype = (record.tuner_state.get("prototype") if isinstance(record.tuner_state.get("prototype"), dict)
                  else args.get("prototype") if isinstance(args.get("prototype"), dict) else None)
-    engine = GenSynth(space, record.objective, requirements, profiler=profiler, prototype=prototype,
+    objective = record.objectives or record.objective  # multi-objective mode: the front, spread along it
+    engine = GenSynth(space, objective, requirements, profiler=profiler, prototype=prototype,
                       population_size=int(args.get("population_size", 10)), seed=args.get("seed"))
     engine.load_state_dict(state)
     # judge 1_r on fresh measurements on this profile, not on the experiment's stored ones
@@ -100,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "experiment_id": record.experiment_id, "profile": args.profile, "requested": args.n, "found": len(written),
         "requirements": requirements.to_config(), "objective": record.objective.metric,
+        "objectives": record.objectives.describe() if record.objectives is not None else None,
         "builder": spec.builder, "input_shape": list(spec.input_shape), "num_classes": evaluator.num_classes,
         "weights": "initial (untrained): model.onnx carries the architecture; train it before deployment",
         "networks": written,

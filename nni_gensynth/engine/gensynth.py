@@ -23,12 +23,15 @@ import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
+from .front import (EHVI_SAMPLES, Objectives, expected_hv_improvement, front_points, pareto_fitness, sobol_normal,
+                    spread_order)
 from .generator import Generator
+from .hypervolume import hypervolume, non_dominated
 from .inquisitor import Inquisitor, Record, categorical_mask
 from .metrics import MAX_METRICS, RESPONSES_KEY, clean_metrics, finite_float, parse_responses, short_repr
 from .objective import Objective, Requirements
@@ -36,6 +39,7 @@ from .space import Architecture, ChoiceDecision, SearchSpace
 from .state import StateError, json_safe
 from .surrogate import weighted_distance
 
+FRONT_PARENTS = 12  # multi-objective mode: front networks, spread along it, whose neighbours join the pool
 MAX_FAILURES_AVOIDED = 200  # failures a proposal keeps away from, at most
 NEAR_FAILURE = 0.1  # a near copy of a failed network: e.g. one continuous value within 0.32 (unit scale)
 
@@ -72,6 +76,7 @@ class CycleStats:
     profiler_calls: int
     seconds: float
     trust: dict = field(default_factory=dict)  # θ_I's trust in probe responses per decision kind
+    hypervolume: Optional[float] = None  # multi-objective mode: the feasible front's, oriented
 
     def as_dict(self) -> dict:
         return dict(self.__dict__, trust=dict(self.trust))
@@ -89,7 +94,7 @@ class CycleStats:
                 continue
             raw = saved.get(f.name)
             number = finite_float(raw)
-            if number is None and not (f.name == "best_u" and raw is None):
+            if number is None and not (f.name in ("best_u", "hypervolume") and raw is None):
                 raise ValueError(f"cycle field {f.name!r} is {short_repr(raw)}, not a finite number")
             if f.type == "int" and number != int(number):
                 raise ValueError(f"cycle field {f.name!r} is {raw!r}, not an integer")
@@ -100,7 +105,7 @@ class CycleStats:
 class GenSynth:
     """The GenSynth engine over one search space."""
 
-    def __init__(self, space: SearchSpace, objective: Objective = Objective(),
+    def __init__(self, space: SearchSpace, objective: Union[Objective, Objectives] = Objective(),
                  requirements: Optional[Requirements] = None, *, profiler: Optional[Profiler] = None,
                  prototype: Optional[Mapping[str, Any]] = None, population_size: int = 10,
                  seed: Optional[int] = None, max_profiler_calls: int = 4, pool_size: int = 1000,
@@ -111,7 +116,8 @@ class GenSynth:
         if max_profiler_calls < 1:
             raise ValueError(f"max_profiler_calls must be at least 1, got {max_profiler_calls}")
         self.space = space
-        self.objective = objective
+        self.objective = objective  # one U, or several objectives (multi-objective mode: front.py)
+        self.objectives = objective if isinstance(objective, Objectives) else None
         self.requirements = requirements or Requirements()
         self.profiler = profiler
         self.population_size = population_size
@@ -123,7 +129,7 @@ class GenSynth:
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.generator = Generator(space, self.prototype)
-        self.inquisitor = Inquisitor(space, self.requirements)
+        self.inquisitor = Inquisitor(space, self.requirements, self.objectives)
         self.records: dict[Architecture, Record] = {}
         self.measurements: dict[Architecture, dict] = {}
         self._measured_only: dict[Architecture, Record] = {}  # measured, not trained: θ_I's requirement data
@@ -141,6 +147,7 @@ class GenSynth:
         self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
         self._conditioned_on = -1  # data version θ_I was last conditioned on
         self._metric_keys = tuple(dict.fromkeys(objective.inputs + self.requirements.metrics))  # kept first
+        self._draws: Optional[np.ndarray] = None  # multi-objective: the EHVI's standard-normal draws
 
     # -- the loop -------------------------------------------------------------------------
     @_single_threaded
@@ -240,7 +247,7 @@ class GenSynth:
         if not isinstance(result, Mapping):
             _logger.warning("profiler returned %s (not a dict) for %s; ignored", short_repr(result), arch.encode())
             return None
-        clean = clean_metrics(result, keep=self.requirements.metrics) or {}
+        clean = clean_metrics(result, keep=self._metric_keys) or {}
         clean.pop(RESPONSES_KEY, None)
         self._remember_measurement(arch, clean)
         self._data_version += 1
@@ -267,13 +274,16 @@ class GenSynth:
         rows = self._pool_rows()
         if len(rows) == 0:
             return self._repropose()
-        order, p_feasible = self._rank(rows)
+        order, p_feasible, acquisition = self._rank(rows)
         if self.profiler is None or not self.requirements:
             return self.space.architecture(rows[order[0]])
         calls, allowance = 0, self._call_allowance()
         tried: set[int] = set()
+        rescored: Optional[tuple[float, Architecture]] = None  # multi-objective: best measured so far
         for j in order:
             arch = self.space.architecture(rows[j])
+            if rescored is not None and rescored[0] >= acquisition[j]:
+                return rescored[1]  # its value with measured figures beats every prediction left
             if arch in self.measurements:
                 return arch  # measured earlier and feasible (infeasible ones never enter the pool)
             if calls >= allowance:
@@ -281,8 +291,15 @@ class GenSynth:
             calls += 1
             tried.add(int(j))
             measured = self.measure(arch)
-            if measured is None or self._pre_training_feasible(measured):
+            if measured is None or (self._pre_training_feasible(measured) and acquisition is None):
                 return arch
+            if self._pre_training_feasible(measured):  # multi-objective: what it adds, now measured
+                value = self._safely("re-scoring a measured candidate",
+                                     lambda: float(self._acquisition(rows[j:j + 1], [measured])[0]), 0.0)
+                if rescored is None or value > rescored[0]:
+                    rescored = (value, arch)
+        if rescored is not None:
+            return rescored[1]
         # Out of measurements without a feasible candidate: train the unmeasured one most likely
         # to meet 1_r (not the best-ranked: its expected improvement does not help if it fails).
         untried = [j for j in range(len(rows)) if j not in tried]
@@ -313,7 +330,8 @@ class GenSynth:
         """Distinct candidates never proposed and not measured infeasible, as value rows: samples
         of θ_G, and neighbours of the best feasible networks (half the pool once there are some)."""
         budget = self.pool_size
-        elite = [self.space.values_row(a) for a in self._elite(5)]
+        parents = self._elite(FRONT_PARENTS if self.objectives is not None else 5)
+        elite = [self.space.values_row(a) for a in parents]
         rows: list[np.ndarray] = []
         keys: set[bytes] = set()
         for _ in range(3):
@@ -341,32 +359,96 @@ class GenSynth:
         return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
 
     def _elite(self, k: int) -> list[Architecture]:
+        return [r.arch for r in self._ranked_feasible(k)]
+
+    def _best_by_score(self, k: int) -> list[Architecture]:
         scored = [r for r in self.records.values() if r.score is not None and r.feasible]
-        scored.sort(key=lambda r: -r.score)
-        return [r.arch for r in scored[:k]]
+        return [r.arch for r in sorted(scored, key=lambda r: -r.score)[:k]]
+
+    def _ranked_feasible(self, k: int) -> list[Record]:
+        """The k best trained networks that meet 1_r, best first: by U; in multi-objective mode
+        the front in an order spread along it (`spread_order`), then the dominated ones."""
+        if self.objectives is not None:
+            front = self._safely("ranking the front", self._front, None)
+            if front is not None and front[0]:
+                return [front[0][i] for i in spread_order(front[1], front[2], limit=k)]
+        return [self.records[a] for a in self._best_by_score(k)]
 
     def _n_initial(self) -> int:
         return min(self.population_size, 10)
 
-    def _rank(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _rank(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """Row indices ordered by the inquisitor's acquisition (random while data are scarce),
-        and each row's probability of meeting 1_r."""
+        each row's probability of meeting 1_r, and — in multi-objective mode, once it ranks by
+        EHVI — each row's acquisition (else None)."""
         x = self.space.features(rows)
         self._condition()
         p_feasible = self.inquisitor.feasibility(x)
         if self.failed:
             p_feasible = p_feasible * self._away_from_failures(x)
+        known: list[Optional[dict]] = [None] * len(rows)
         if self._measured_ok:
             for j, row in enumerate(rows):
                 if row.tobytes() in self._measured_ok:
                     p_feasible[j] = 1.0
+                    known[j] = self.measurements.get(self.space.architecture(row))
         trained = sum(1 for r in self.records.values() if r.score is not None)
         if trained < self._n_initial():
             acquisition = self.rng.random(len(rows)) * np.maximum(p_feasible, 1e-3)
-        else:
-            acquisition = self.inquisitor.expected_improvement(x) * p_feasible
-            acquisition += 1e-9 * self.rng.random(len(rows))  # random tie-break
-        return np.argsort(-acquisition), p_feasible
+            return np.argsort(-acquisition), p_feasible, None
+        ehvi = self._safely("estimating EHVI", lambda: self._ehvi(x, known), None) if self.objectives else None
+        gain = ehvi if ehvi is not None else self.inquisitor.expected_improvement(x)
+        acquisition = gain * p_feasible + 1e-9 * self.rng.random(len(rows))  # random tie-break
+        return np.argsort(-acquisition), p_feasible, (acquisition if ehvi is not None else None)
+
+    # -- multi-objective mode (front.py) --------------------------------------------------------
+    def _front(self) -> Optional[tuple[list[Record], np.ndarray, np.ndarray]]:
+        """The feasible trained records, their oriented objective points and the oriented
+        reference point; None before any trained result gives a reference."""
+        assert self.objectives is not None
+        kept, points = front_points(self.objectives, self.records.values())
+        basis = points
+        if not len(basis):  # nothing feasible yet: the reference from every trained result
+            everything = [r for r in self.records.values() if r.score is not None]
+            _, basis = front_points(self.objectives, [dataclasses.replace(r, feasible=True) for r in everything])
+        if len(basis):
+            basis = basis[non_dominated(basis)]
+        reference = self.objectives.reference_point(self.requirements, basis)
+        if not np.all(np.isfinite(reference)):
+            return None
+        return kept, points, reference
+
+    def _ehvi(self, x: np.ndarray, known: Optional[list] = None) -> Optional[np.ndarray]:
+        """Expected hypervolume improvement of each row over the feasible front; None while an
+        objective's surrogate or the reference point is missing."""
+        front = self._front()
+        if front is None:
+            return None
+        if self._draws is None:
+            self._draws = sobol_normal(EHVI_SAMPLES, len(self.objectives.objectives),
+                                       np.random.default_rng(self.seed))
+        draws = self.inquisitor.objective_draws(x, self._draws, known)
+        return None if draws is None else expected_hv_improvement(draws, front[1], front[2])
+
+    def _acquisition(self, rows: np.ndarray, known: list) -> np.ndarray:
+        """EHVI times P(1_r) of rows whose measured figures are `known` (multi-objective mode)."""
+        x = self.space.features(rows)
+        ehvi = self._ehvi(x, known)
+        return (ehvi if ehvi is not None else np.zeros(len(rows))) * self.inquisitor.feasibility(x, known=known)
+
+    def _fitness(self) -> dict[Architecture, float]:
+        """Multi-objective mode: each feasible trained network's `pareto_fitness`."""
+        front = self._front()
+        if front is None or not front[0]:
+            return {}
+        kept, points, reference = front
+        return {r.arch: float(f) for r, f in zip(kept, pareto_fitness(points, reference))}
+
+    def hypervolume(self) -> Optional[float]:
+        """Multi-objective mode: the hypervolume of the feasible front (oriented objectives,
+        against the current reference point); None in single-objective mode or before a reference."""
+        front = self._front() if self.objectives is not None else None
+        return None if front is None else hypervolume(front[1], front[2])
 
     def _away_from_failures(self, x: np.ndarray) -> np.ndarray:
         """Per candidate, 0 within NEAR_FAILURE of a failed network (distance in decisions: 1 per
@@ -456,13 +538,16 @@ class GenSynth:
             profiler_calls=self.profiler_calls,
             seconds=time.monotonic() - self._cycle_started,
             trust=self.inquisitor.trust.summary(),
+            hypervolume=self._safely("computing the hypervolume", self.hypervolume, None),
         )
         self.cycles.append(stats)
         self._results_in_cycle = 0
         self._cycle_started = time.monotonic()
-        _logger.info("cycle %d: %d results, best U %s, feasible %.0f%%, generator entropy %.3f, |Δθ_G| %.3f, "
+        _logger.info("cycle %d: %d results, best %s %s, feasible %.0f%%, generator entropy %.3f, |Δθ_G| %.3f, "
                      "%d profiler calls, probe trust %s", stats.cycle, stats.results,
-                     "n/a" if stats.best_u is None else f"{stats.best_u:.4g}", 100 * stats.feasible_fraction,
+                     "hypervolume" if self.objectives is not None else "U",
+                     _shown(stats.hypervolume if self.objectives is not None else stats.best_u),
+                     100 * stats.feasible_fraction,
                      stats.entropy, stats.delta_norm, stats.profiler_calls, stats.trust or "n/a")
         if self.on_cycle is not None:
             self._safely("the on_cycle callback", lambda: self.on_cycle(stats), None)
@@ -476,10 +561,17 @@ class GenSynth:
             self._conditioned_on = self._data_version
         predicted = self._safely("ranking unseen networks by θ_I", self._predicted_elite, [])
         delta = self._safely("computing Δθ_G", lambda: self.inquisitor.generator_delta(
-            self.generator, list(self.records.values()), predicted, use_responses=self.use_responses), None)
+            self.generator, self._teaching_records(), predicted, use_responses=self.use_responses), None)
         if delta is None or not self._safely("applying Δθ_G", lambda: self.generator.apply(delta) or True, False):
             return 0.0
         return delta.norm()
+
+    def _teaching_records(self) -> list[Record]:
+        """The records Δθ_G learns from; in multi-objective mode a feasible one's score is its
+        `pareto_fitness`, so the generator is taught toward the front, not one objective."""
+        records = list(self.records.values())
+        fitness = self._safely("ranking the front", self._fitness, {}) if self.objectives is not None else {}
+        return [dataclasses.replace(r, score=fitness[r.arch]) if r.arch in fitness else r for r in records]
 
     def _refit(self) -> bool:
         """Refit θ_I's hyperparameters and condition it on everything known (True when done)."""
@@ -511,9 +603,19 @@ class GenSynth:
             return np.zeros(0, dtype=int), np.zeros(0, dtype=bool)
         self._condition()
         x = self.space.features(rows)
-        mean, _ = self.inquisitor.predict_score(x)
+        mean = self._predicted_gain(x)
         likely = self.inquisitor.feasibility(x) >= 0.5
         return np.lexsort((-mean, ~likely)), likely
+
+    def _predicted_gain(self, x: np.ndarray, known: Optional[list] = None) -> np.ndarray:
+        """Per row, larger is better: the predicted U; in multi-objective mode the EHVI."""
+        if self.objectives is not None:
+            ehvi = self._safely("estimating EHVI", lambda: self._ehvi(x, known), None)
+            if ehvi is not None:
+                return ehvi
+        if not self.inquisitor.u_model.fitted:
+            return np.zeros(len(x))
+        return self.inquisitor.predict_score(x)[0]
 
     # -- results ------------------------------------------------------------------------------
     def best_u(self) -> Optional[float]:
@@ -524,9 +626,9 @@ class GenSynth:
         return best if self.objective.mode == "maximize" else -best
 
     def best(self, k: int = 5) -> list[Record]:
-        """The k best trained networks that meet 1_r, best first."""
-        feasible = [r for r in self.records.values() if r.score is not None and r.feasible]
-        return sorted(feasible, key=lambda r: -r.score)[:k]
+        """The k best trained networks that meet 1_r, best first; in multi-objective mode the
+        front first, in an order spread along it (any prefix covers the front's range)."""
+        return self._ranked_feasible(k)
 
     @_single_threaded
     def generate(self, n: int, max_profiler_calls: Optional[int] = None) -> list[Architecture]:
@@ -580,7 +682,7 @@ class GenSynth:
         x = self.space.features(pool)
         known = [self.measurements.get(self.space.architecture(row)) for row in pool]
         p_all = self.inquisitor.feasibility(x, known=known)
-        mean, _ = self.inquisitor.predict_score(x) if self.inquisitor.u_model.fitted else (np.zeros(len(pool)), None)
+        mean = self._predicted_gain(x, known)
         order = np.lexsort((-mean, -np.round(p_all / 0.05)))
         return [self.space.architecture(pool[j]) for j in order[:k]]
 
@@ -604,6 +706,7 @@ class GenSynth:
             "generator": self.generator.state_dict(),
             "u_model": self.inquisitor.u_model.hyperparameters(),
             "metric_models": {m: g.hyperparameters() for m, g in self.inquisitor.metric_models.items()},
+            "objective_models": {m: g.hyperparameters() for m, g in self.inquisitor.objective_models.items()},
             "records": [{"parameters": self.space.to_parameters(r.arch), "metrics": r.metrics,
                          "responses": r.responses, "trained": r.score is not None}
                         for r in self.records.values()],
@@ -695,11 +798,12 @@ class GenSynth:
 
     def _load_hyperparameters(self, state: Mapping[str, Any]) -> None:
         """θ_I's saved hyperparameters, each surrogate's on its own (a bad one keeps the defaults)."""
-        saved_metric_models = state.get("metric_models")
-        if not isinstance(saved_metric_models, Mapping):
-            saved_metric_models = {}
         models = [("U", self.inquisitor.u_model, state.get("u_model"))]
-        models += [(m, g, saved_metric_models.get(m)) for m, g in self.inquisitor.metric_models.items()]
+        for key, surrogates in (("metric_models", self.inquisitor.metric_models),
+                                ("objective_models", self.inquisitor.objective_models)):
+            saved = state.get(key)
+            saved = saved if isinstance(saved, Mapping) else {}
+            models += [(m, g, saved.get(m)) for m, g in surrogates.items()]
         for name, model, saved in models:
             if saved is not None:
                 self._safely(f"restoring the {name} surrogate's hyperparameters",
@@ -713,6 +817,10 @@ class GenSynth:
         except Exception as exc:  # noqa: BLE001 - numpy raises TypeError, ValueError or KeyError
             self.rng.bit_generator.state = before
             _logger.warning("GenSynth state: RNG state unusable (%s); continuing from the seed", short_repr(str(exc)))
+
+
+def _shown(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def _saved_count(state: Mapping[str, Any], key: str) -> int:

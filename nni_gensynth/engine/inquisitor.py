@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 from scipy.special import ndtr, ndtri
 from scipy.stats import rankdata
 
 from .generator import Generator, GeneratorDelta
+from .front import Objectives
 from .metrics import finite_float
-from .objective import Requirements
+from .objective import MAXIMIZE, NETSCORE_COST, Objective, Requirements
 from .space import Architecture, ChoiceDecision, SearchSpace, SearchSpaceError, key_name
 from .surrogate import GaussianProcess
 from .trust import ProbeTrust
@@ -48,12 +49,17 @@ class Record:
 class Inquisitor:
     """θ_I: surrogates of U and of each requirement metric, refitted once per cycle."""
 
-    def __init__(self, space: SearchSpace, requirements: Requirements) -> None:
+    def __init__(self, space: SearchSpace, requirements: Requirements,
+                 objectives: Optional[Objectives] = None) -> None:
         self.space = space
         self.requirements = requirements
+        self.objectives = objectives
         mask = categorical_mask(space)
         self.u_model = GaussianProcess(mask)
         self.metric_models = {m: GaussianProcess(mask) for m in requirements.metrics}
+        # multi-objective mode: a surrogate per objective that is not already a requirement metric
+        self.objective_models = {o.metric: GaussianProcess(mask) for o in (objectives.objectives if objectives else ())
+                                 if not _shares_requirement_model(o, self.metric_models)}
         self._log_scale: dict[str, bool] = {}
         self.best_z: Optional[float] = None  # best feasible U on the copula scale
         self.trust = ProbeTrust(space)  # how far each kind of probe response has proved right
@@ -89,7 +95,7 @@ class Inquisitor:
     def _snapshot(self) -> dict:
         """θ_I as it stands: every surrogate's attributes (an update replaces them, never changes
         them in place, so a shallow copy is a snapshot), the best feasible U and the metric scales."""
-        models = [self.u_model, *self.metric_models.values()]
+        models = [self.u_model, *self.metric_models.values(), *self.objective_models.values()]
         return {"models": [(m, dict(m.__dict__)) for m in models], "best_z": self.best_z,
                 "log_scale": dict(self._log_scale)}
 
@@ -114,8 +120,10 @@ class Inquisitor:
             self.best_z = max(feasible_z) if feasible_z else None
         else:
             self.u_model.forget()  # every result was replaced by a failure
-        for metric, model in self.metric_models.items():
-            known = _newest_known(records, metric, max_metric_points)
+        objectives = {o.metric: o for o in (self.objectives.objectives if self.objectives else ())}
+        for metric, model in [*self.metric_models.items(), *self.objective_models.items()]:
+            value_of = objectives[metric].value if metric in self.objective_models else _reader(metric)
+            known = _newest_known(records, value_of, max_metric_points)
             if not known:
                 model.forget()
                 continue
@@ -164,6 +172,30 @@ class Inquisitor:
             return mean - mean.min() + std
         z = (mean - best) / std
         return (mean - best) * ndtr(z) + std * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+    def objective_draws(self, x: np.ndarray, z: np.ndarray,
+                        known: Optional[Sequence[Optional[Mapping]]] = None) -> Optional[np.ndarray]:
+        """Posterior draws of the objectives (multi-objective mode), oriented so larger is better:
+        rows x draws x objectives from the standard-normal draws `z` (draws x objectives), a
+        figure in `known[j]` (measured before training) standing for itself in every draw. None
+        when an objective's surrogate has no data yet."""
+        assert self.objectives is not None
+        out = np.empty((len(x), len(z), len(self.objectives.objectives)))
+        for i, objective in enumerate(self.objectives.objectives):
+            model = self.objective_models.get(objective.metric) or self.metric_models[objective.metric]
+            if not model.fitted:
+                return None
+            mean, std = model.predict(x)
+            values = mean[:, None] + std[:, None] * z[None, :, i]
+            if self._log_scale.get(objective.metric, False):
+                values = np.exp(np.minimum(values, 700.0))
+            out[:, :, i] = values if objective.mode == MAXIMIZE else -values
+            if known is not None:
+                for j, facts in enumerate(known):
+                    value = objective.score(facts) if isinstance(facts, Mapping) else None
+                    if value is not None:
+                        out[j, :, i] = value
+        return out
 
     def predict_score(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Surrogate mean and std of U on its copula scale (monotone in U)."""
@@ -269,18 +301,28 @@ class Inquisitor:
         return delta
 
 
-def _newest_known(records: Sequence[Record], metric: str, limit: int) -> list[tuple[Architecture, float]]:
-    """The last `limit` (arch, value) pairs of the records that know `metric`, in record order
-    (scanned from the end: the cost does not grow with the number of records)."""
+def _newest_known(records: Sequence[Record], value_of: Callable[[Mapping], Optional[float]],
+                  limit: int) -> list[tuple[Architecture, float]]:
+    """The last `limit` (arch, value) pairs of the records whose metrics give a value, in record
+    order (scanned from the end: the cost does not grow with the number of records)."""
     out = []
     for r in reversed(records):
         if len(out) >= limit:
             break
-        value = r.metrics.get(metric) if r.metrics else None
+        value = value_of(r.metrics) if r.metrics else None
         if _is_number(value):
             out.append((r.arch, value))
     out.reverse()
     return out
+
+
+def _reader(metric: str) -> Callable[[Mapping], Optional[float]]:
+    return lambda metrics: finite_float(metrics.get(metric))
+
+
+def _shares_requirement_model(objective: Objective, metric_models: Mapping[str, object]) -> bool:
+    """Whether an objective is a plain metric a requirement surrogate already models."""
+    return objective.metric in metric_models and objective.metric not in NETSCORE_COST
 
 
 MAX_U_POINTS = 400  # results the surrogate of U is conditioned on (its cost grows with n³)

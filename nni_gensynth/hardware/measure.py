@@ -9,6 +9,11 @@ A pooled profile measures through a ``DevicePool`` (pool.py): one free device of
 a lease held on that device (lease.py), which serves every process on every host; this host's
 lock is then per network, so its processes measure different networks on the pool's devices in
 parallel. The result names the device that measured it and is cached under the pool's id.
+
+A noisy median (relative standard error above the profile's `repeat.target_rse` and above
+NOISY_LATENCY_RSE) is measured once more at once; a noisy one found in the cache is measured again
+once per process ("retried later", when the load that spoiled it may have gone), and the steadier
+of the two is kept.
 """
 from __future__ import annotations
 
@@ -36,6 +41,9 @@ from .transports import DeviceError, Transport, make_transport
 
 MODEL_SUFFIXES = {f".{fmt}": backend for backend, fmt in BACKEND_FORMATS.items()}
 RETRY_BACKOFF_S = 0.5
+# Cache keys of noisy stored measurements this process has measured again: each is retried once
+# per process (a later trial retries it again), never on every look-up.
+_RETRIED: set[str] = set()
 
 
 @contextmanager
@@ -146,15 +154,20 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
             runtime = _runtime_before(transport, profile.backend, cache, device_id)
             return cache.get(key_for(runtime)) if runtime is not None else None
 
+        def settled(hit: Optional[Measurement]) -> bool:
+            """A stored measurement to return as it is: not one too noisy to keep (`_noisy`)
+            that this process has not yet measured again ("retried later")."""
+            return hit is not None and (not _noisy(hit, profile) or key_for(hit.spec.runtime) in _RETRIED)
+
         hit = stored() if use_cache else None
-        if hit is not None:
+        if settled(hit):
             return hit
         request = RunRequest.for_profile(profile, Path(get_model_file()), input_shape=shape)
         pool = transport if isinstance(transport, DevicePool) else None
         # a pool's devices measure in parallel: this host measures one network once at a time
         with device_lock(device_id if pool is None else f"{device_id}#{arch}"):
             hit = stored() if use_cache else None  # measured by another process while we waited
-            if hit is not None:
+            if settled(hit):
                 return hit
 
             def timed() -> Measurement:
@@ -165,8 +178,11 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
 
             result = timed()
             if _noisy(result, profile):  # load came and went: once more, and keep the steadier median
-                again = timed()
-                result = min((result, again), key=lambda m: m.median_rse)
+                result = _steadier(result, timed())
+            if hit is not None:  # a noisy stored one, measured again: the steadier of the two stays
+                _RETRIED.add(key_for(hit.spec.runtime))
+                if hit.spec.runtime == result.spec.runtime:
+                    result = _steadier(result, hit)
             if pool is not None:  # which device measured it, and does that device drift from its peers?
                 result = pool.settle(result, request, key_for(result.spec.runtime))
             cache.put(key_for(result.spec.runtime), result)
@@ -183,6 +199,14 @@ def _noisy(result: Measurement, profile: HardwareProfile) -> bool:
     timing up to `repeat.max_time_s`: such a measurement is taken once more before it is kept."""
     rse, target = result.median_rse, profile.repeat.target_rse
     return rse is not None and target is not None and rse > max(target, NOISY_LATENCY_RSE)
+
+
+def _steadier(first: Measurement, second: Measurement) -> Measurement:
+    """Of two measurements of one network, the one whose median is more certain (the first when
+    either has no standard error)."""
+    if first.median_rse is None or second.median_rse is None:
+        return first
+    return second if second.median_rse < first.median_rse else first
 
 
 def _run(transport: Transport, request: RunRequest, retries: int) -> Any:

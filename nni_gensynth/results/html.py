@@ -197,9 +197,11 @@ def _prototype_section(summary: dict[str, Any]) -> str:
 """
 
 
+IMAGES = (("pareto.png", "Accuracy against measured latency"), ("cycles.png", "Generator cycles"))
+
+
 def render_index(record: ExperimentRecord, summary: dict[str, Any],
-                 images: Sequence[tuple[str, str]] = (("pareto.png", "Accuracy against measured latency"),
-                                                      ("cycles.png", "Generator cycles"))) -> str:
+                 images: Sequence[tuple[str, str]] = IMAGES) -> str:
     """The report page (a complete HTML document as a string)."""
     best = best_feasible(record)
     counts = summary["counts"]

@@ -56,6 +56,7 @@ class CycleRecord:
     profiler_calls: int = 0
     seconds: float = 0.0
     trust: dict[str, float] = field(default_factory=dict)  # probe trust per decision kind
+    hypervolume: Optional[float] = None  # multi-objective mode: the feasible front's
 
 
 @dataclass
@@ -145,6 +146,19 @@ class ExperimentRecord:
                              str(self.class_args.get("optimize_mode") or MAXIMIZE))
         except (TypeError, ValueError):
             return Objective("default", MAXIMIZE)
+
+    @property
+    def objectives(self) -> Any:
+        """The objectives of GenSynth's multi-objective mode (engine.front.Objectives), or None."""
+        from ..engine.front import ObjectivesError, parse_objectives
+
+        given = self.class_args.get("objectives")
+        if given is None:
+            return None
+        try:
+            return parse_objectives(given, self.class_args.get("reference"))
+        except (ObjectivesError, TypeError, ValueError):
+            return None
 
     def trial(self, trial_id: str) -> TrialRecord:
         """The trial with this id (ValueError listing the known ids otherwise)."""

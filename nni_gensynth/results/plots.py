@@ -4,6 +4,7 @@ inspect their artists before they are saved.
 pareto.png: accuracy (%) against measured latency (ms); feasible and infeasible trials marked
 differently, the latency requirement drawn, the Pareto front joined, the best feasible labelled.
 cycles.png: per generator cycle, best U, the feasible fraction and the generator's entropy.
+front.png (multi-objective mode): the feasible front after each cycle, with its hypervolume.
 """
 from __future__ import annotations
 
@@ -132,10 +133,14 @@ def cycles_figure(record: ExperimentRecord) -> Figure:
     cycles = record.cycles
     x = [c.cycle for c in cycles]
     objective = record.objective
-    u_points = [(c.cycle, c.best_u) for c in cycles if c.best_u is not None]
-    axes[0].plot([p[0] for p in u_points], [p[1] for p in u_points], marker="o", color=FRONT_COLOR,
-                 label=f"best U ({objective.metric}, {objective.mode})")
-    axes[0].set_ylabel(f"best U\n({objective.metric})")
+    if record.objectives is not None:  # multi-objective mode: the front's hypervolume, not one U
+        u_points = [(c.cycle, c.hypervolume) for c in cycles if c.hypervolume is not None]
+        label, ylabel = f"hypervolume ({', '.join(record.objectives.metrics)})", "hypervolume"
+    else:
+        u_points = [(c.cycle, c.best_u) for c in cycles if c.best_u is not None]
+        label, ylabel = f"best U ({objective.metric}, {objective.mode})", f"best U\n({objective.metric})"
+    axes[0].plot([p[0] for p in u_points], [p[1] for p in u_points], marker="o", color=FRONT_COLOR, label=label)
+    axes[0].set_ylabel(ylabel)
     axes[1].plot(x, [100.0 * c.feasible_fraction for c in cycles], marker="s", color=FEASIBLE_COLOR,
                  label="feasible fraction of the cycle's results")
     axes[1].set_ylabel("feasible (%)")
@@ -161,6 +166,56 @@ def cycles_figure(record: ExperimentRecord) -> Figure:
                      transform=axes[0].transAxes, ha="center", va="center", color="0.35")
     axes[0].set_title(f"{record.experiment_id}: GenSynth generator cycles ({len(cycles)})", fontsize=10)
     return figure
+
+
+@_plain_text
+def front_figure(record: ExperimentRecord) -> Figure:
+    """Multi-objective mode: the feasible front after each generator cycle (first objective up,
+    second across), labelled with the hypervolume GenSynth recorded for that cycle."""
+    figure = _new_figure(7.5, 5.5)
+    ax = figure.add_subplot()
+    objectives = record.objectives
+    y_objective, x_objective = objectives.objectives[0], objectives.objectives[1]
+    results = [t for t in record.trials if has_result(t)]
+    size = record.class_args.get("population_size", 10)
+    size = size if isinstance(size, int) and not isinstance(size, bool) and size >= 1 else 10
+    cycles = -(-len(results) // size)  # the last one may still be filling
+    colors = matplotlib.colormaps["viridis"]
+    hypervolumes = {c.cycle: c.hypervolume for c in record.cycles}
+    drawn = 0
+    for cycle in range(1, cycles + 1):
+        points = [(t.metric(x_objective.metric), t.metric(y_objective.metric)) for t in results[: cycle * size]
+                  if is_feasible(record, t) and t.metric(x_objective.metric) is not None
+                  and t.metric(y_objective.metric) is not None]
+        if not points:
+            continue
+        front = _front_line(points, x_objective.mode, y_objective.mode)
+        hv = hypervolumes.get(cycle)
+        note = " (in progress)" if cycle * size > len(results) else (f" (hypervolume {hv:.4g})" if hv is not None else "")
+        ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", marker=".",
+                color=colors(cycle / cycles), linewidth=1.4, label=f"cycle {cycle}{note}")
+        drawn += 1
+    if not drawn:
+        ax.text(0.5, 0.5, "no feasible trial has reported both objectives yet", transform=ax.transAxes,
+                ha="center", va="center", color="0.35")
+    ax.set_xlabel(f"{x_objective.metric} ({'min' if x_objective.mode == 'minimize' else 'max'})")
+    ax.set_ylabel(f"{y_objective.metric} ({'min' if y_objective.mode == 'minimize' else 'max'})")
+    ax.set_title(f"{record.experiment_id}: feasible front after each cycle", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
+    return figure
+
+
+def _front_line(points: list[tuple[float, float]], x_mode: str, y_mode: str) -> list[tuple[float, float]]:
+    """The non-dominated points of (x, y) under the two modes, ordered by x (a step line)."""
+    sx = 1.0 if x_mode == "minimize" else -1.0
+    sy = -1.0 if y_mode == "minimize" else 1.0
+    front, best = [], float("-inf")
+    for x, y in sorted(points, key=lambda p: (sx * p[0], -sy * p[1])):
+        if sy * y > best:
+            front.append((x, y))
+            best = sy * y
+    return sorted(front)
 
 
 @_plain_text

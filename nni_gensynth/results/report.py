@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .analysis import summarize
-from .html import render_index
+from .html import IMAGES, render_index
 from .load import load_experiment
 from .model import ExperimentRecord
-from .plots import cycles_figure, pareto_figure, save_png
+from .plots import cycles_figure, front_figure, pareto_figure, save_png
 
 REPORT_FILES = ("summary.json", "pareto.png", "cycles.png", "index.html")
 
@@ -40,12 +40,17 @@ def write_report_for(record: ExperimentRecord, out_dir: Path, top: int = 5) -> P
         raise ValueError(f"--out {out_dir} is a file; the report is a folder (summary.json, *.png, index.html)")
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(record, top=top)
-    summary["files"] = {name: name for name in REPORT_FILES}
+    multi = record.objectives is not None  # multi-objective mode: the front, cycle by cycle, too
+    summary["files"] = {name: name for name in REPORT_FILES + (("front.png",) if multi else ())}
     _write_text(out_dir / "summary.json", json.dumps(_json_safe(summary), indent=1, allow_nan=False) + "\n")
     save_png(pareto_figure(record), out_dir / "pareto.png")
     save_png(cycles_figure(record), out_dir / "cycles.png")
+    images = list(IMAGES)
+    if multi:
+        save_png(front_figure(record), out_dir / "front.png")
+        images.append(("front.png", "Feasible front after each generator cycle, with its hypervolume"))
     index = out_dir / "index.html"
-    _write_text(index, render_index(record, summary))
+    _write_text(index, render_index(record, summary, images))
     return index
 
 
