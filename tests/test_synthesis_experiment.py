@@ -22,7 +22,7 @@ def test_the_synthesis_example_runs_as_an_nni_experiment(tmp_path, monkeypatch):
     config = yaml.safe_load((REPO / "examples" / "synthesis.yml").read_text())
     config.update(searchSpaceFile=str(REPO / "search_spaces" / "mobilenetv2_prototype.json"),
                   trialCodeDirectory=str(REPO), maxTrialNumber=2, maxExperimentDuration="12m",
-                  trialCommand=config["trialCommand"].replace("--epochs 4", "--epochs 1"))
+                  trialCommand=config["trialCommand"].replace("--epochs 8", "--epochs 1"))
     assert "--epochs 1" in config["trialCommand"]
     config["tuner"]["classArgs"].update(population_size=2, max_profiler_calls=4)
     with Experiment(config, tmp_path) as exp:
