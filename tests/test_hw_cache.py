@@ -294,18 +294,21 @@ def test_a_noisy_cached_measurement_is_measured_again_once_per_process(tmp_path,
     profile = replace(profile, repeat=replace(profile.repeat, target_rse=0.01))
     cache = MeasurementCache(tmp_path / "m.sqlite")
     monkeypatch.setattr(measure_module, "_RETRIED", set())
-    stored = measure(model, profile, cache=cache, transport=_LoadThatStays(profile, busy=2))
+    busy = _LoadThatStays(profile, busy=2)
+    stored = measure(model, profile, cache=cache, transport=busy)
     assert stored.median_rse > 0.03  # busy both times: the noisy median is what the cache holds
+    assert measure(model, profile, cache=cache, transport=busy).from_cache and busy.calls == 2  # this process measured it
 
+    monkeypatch.setattr(measure_module, "_RETRIED", set())  # another process
     later = _LoadThatStays(profile, busy=0)  # a later trial, the load gone
     again = measure(model, profile, cache=cache, transport=later)
     assert later.calls == 1 and again.median_rse < 0.03 and not again.from_cache
     assert measure(model, profile, cache=cache, transport=later).median_rse == again.median_rse
     assert later.calls == 1  # the steadier median replaced the noisy one in the cache
 
-    monkeypatch.setattr(measure_module, "_RETRIED", set())
-    still_busy = _LoadThatStays(profile, busy=10)
     measure(model, profile, cache=cache, transport=_LoadThatStays(profile, busy=10), use_cache=False)
+    monkeypatch.setattr(measure_module, "_RETRIED", set())  # a process that finds it noisy in the cache
+    still_busy = _LoadThatStays(profile, busy=10)
     first = measure(model, profile, cache=cache, transport=still_busy)
     assert still_busy.calls == 2 and not first.from_cache  # retried (and, noisy again, once more at once)
     second = measure(model, profile, cache=cache, transport=still_busy)

@@ -41,8 +41,8 @@ from .transports import DeviceError, Transport, make_transport
 
 MODEL_SUFFIXES = {f".{fmt}": backend for backend, fmt in BACKEND_FORMATS.items()}
 RETRY_BACKOFF_S = 0.5
-# Cache keys of noisy stored measurements this process has measured again: each is retried once
-# per process (a later trial retries it again), never on every look-up.
+# Cache keys this process has measured: a noisy stored measurement (from another process, an
+# earlier run) is measured again once per process ("retried later"), never on every look-up.
 _RETRIED: set[str] = set()
 
 
@@ -180,12 +180,12 @@ def measure(model: Any, profile: Union[str, os.PathLike, HardwareProfile], *,
             if _noisy(result, profile):  # load came and went: once more, and keep the steadier median
                 result = _steadier(result, timed())
             if hit is not None:  # a noisy stored one, measured again: the steadier of the two stays
-                _RETRIED.add(key_for(hit.spec.runtime))
                 if hit.spec.runtime == result.spec.runtime:
                     result = _steadier(result, hit)
             if pool is not None:  # which device measured it, and does that device drift from its peers?
                 result = pool.settle(result, request, key_for(result.spec.runtime))
             cache.put(key_for(result.spec.runtime), result)
+            _RETRIED.add(key_for(result.spec.runtime))  # measured by this process: never again in it
         return result
     finally:
         if own_transport:
