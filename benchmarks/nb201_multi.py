@@ -30,7 +30,7 @@ from benchmarks.nb201_lib.arguments import add_run_arguments, parse_run_argument
 from benchmarks.nb201_lib.data import LATENCY_LIMIT_MS, load_table  # noqa: E402
 from benchmarks.nb201_lib.harness import RunRecord, run_all  # noqa: E402
 from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
-from benchmarks.nb201_lib.summary import group_runs  # noqa: E402
+from benchmarks.nb201_lib.summary import group_runs, markdown_table, quartile_cell, quartiles  # noqa: E402
 from benchmarks.nb201_lib.tuners import HV_REFERENCE, LABELS, MULTI_TUNERS, PROFILER, TUNERS  # noqa: E402
 from nni_gensynth.engine.hypervolume import hypervolume, non_dominated  # noqa: E402
 
@@ -65,18 +65,13 @@ def optimum(table) -> dict:
             "front": sorted([[round(a, 4), round(-lat, 4)] for a, lat in front.tolist()], key=lambda p: p[1])}
 
 
-def _quartiles(values: Sequence[float]) -> dict[str, float]:
-    q25, q50, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
-    return {"median": round(float(q50), 4), "q25": round(float(q25), 4), "q75": round(float(q75), 4)}
-
-
 def summarize(runs: list[RunRecord], budgets: Sequence[int]) -> dict:
     """One searcher over its seeds: hypervolume at each budget, profiler calls, the median run's front."""
     top = max(budgets)
     per_budget = {}
     for budget in budgets:
         values = [front_hypervolume(run, budget) for run in runs]
-        per_budget[str(budget)] = {"hypervolume": _quartiles(values), "per_seed": [round(v, 4) for v in values],
+        per_budget[str(budget)] = {"hypervolume": quartiles(values), "per_seed": [round(v, 4) for v in values],
                                    "profiler_calls_per_training": round(
                                        float(np.mean([run.profiler_calls[budget - 1] for run in runs])) / budget, 4)}
     final = [front_hypervolume(run, top) for run in runs]
@@ -94,15 +89,10 @@ def summarize(runs: list[RunRecord], budgets: Sequence[int]) -> dict:
 def format_markdown(results: dict, budgets: Sequence[int], best: dict) -> str:
     head = ["searcher"] + [f"hypervolume @ {b} (median [IQR])" for b in budgets] + [
         f"profiler calls / training @ {max(budgets)}", "ms / suggestion (median)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for summary in results.values():
-        cells = [summary["label"]]
-        for budget in budgets:
-            q = summary["budgets"][str(budget)]["hypervolume"]
-            cells.append(f"{q['median']:.1f} [{q['q25']:.1f}, {q['q75']:.1f}]")
-        cells += [f"{summary['budgets'][str(max(budgets))]['profiler_calls_per_training']:.2f}",
-                  f"{summary['ms_per_suggestion_median']:.1f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows = [[summary["label"], *(quartile_cell(summary["budgets"][str(b)]["hypervolume"], 1) for b in budgets),
+             f"{summary['budgets'][str(max(budgets))]['profiler_calls_per_training']:.2f}",
+             f"{summary['ms_per_suggestion_median']:.1f}"] for summary in results.values()]
+    lines = markdown_table(head, rows)
     lines.append(f"\nHypervolume in %·ms against the reference point ({HV_REFERENCE[0]:g} % accuracy, "
                  f"{HV_REFERENCE[1]:g} ms); the whole table's feasible front: {best['hypervolume']:.1f}.")
     return "\n".join(lines)

@@ -122,11 +122,8 @@ class GenSynthTuner(Tuner):
             _check_int("seed", seed, minimum=0)
         if not isinstance(probing, bool):
             raise TypeError(f"probing must be true or false, got {probing!r}")
-        held_out = [m for m in [objective, *requirements.metrics, *relative] if str(m).startswith(HELD_OUT_PREFIX)]
-        if held_out:
-            raise ValueError(f"{'objective' if held_out[0] == objective else 'constraints'}: {held_out[0]!r} is measured "
-                             f"on the held-out test split, which the search must never see (selecting on it "
-                             f"overstates it); use the validation metric ({held_out[0][len(HELD_OUT_PREFIX):]!r})")
+        _refuse_held_out("objective", [objective])
+        _refuse_held_out("constraints", [*requirements.metrics, *relative])
         if relative and prototype is None:
             raise ValueError(f"constraints: bounds relative to the prototype ({_relative_text(relative)}) "
                              f"need the prototype classArg")
@@ -164,10 +161,7 @@ class GenSynthTuner(Tuner):
                 raise ValueError("reference: only used with objectives (multi-objective mode)")
             return
         parsed = parse_objectives(objectives, reference)
-        held_out = [m for m in parsed.metrics if m.startswith(HELD_OUT_PREFIX)]
-        if held_out:
-            raise ValueError(f"objectives: {held_out[0]!r} is measured on the held-out test split, which the "
-                             f"search must never see; use {held_out[0][len(HELD_OUT_PREFIX):]!r}")
+        _refuse_held_out("objectives", parsed.metrics)
         self._objective = parsed
 
     def _screening_evaluator(self, requirements: Requirements) -> Any:
@@ -442,6 +436,15 @@ class GenSynthTuner(Tuner):
             return
         _logger.info("GenSynth cycle %d: best U %s, feasible %.0f%%, entropy %.3f", stats.cycle,
                      stats.best_u, 100 * stats.feasible_fraction, stats.entropy)
+
+
+def _refuse_held_out(argument: str, metrics: Any) -> None:
+    """ValueError naming `argument` when one of `metrics` is a test-split metric."""
+    held_out = [m for m in metrics if str(m).startswith(HELD_OUT_PREFIX)]
+    if held_out:
+        raise ValueError(f"{argument}: {held_out[0]!r} is measured on the held-out test split, which the search "
+                         f"must never see (selecting on it overstates it); use the validation metric "
+                         f"({held_out[0][len(HELD_OUT_PREFIX):]!r})")
 
 
 def without_held_out(value: Any) -> Any:

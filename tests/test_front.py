@@ -111,6 +111,8 @@ def test_objectives_parse_both_spellings():
     ([{"accuracy": "max"}, {"accuracy": "min"}], None, "objectives"),
     ([{"accuracy": "max"}, {"latency_ms": "min"}], {"energy_mj": 1}, "reference"),
     ([{"accuracy": "max"}, {"latency_ms": "min"}], {"latency_ms": float("nan")}, "reference"),
+    ([{"accuracy": "max"}, {"latency_ms": "min"}], {"latency_ms": 10**400}, "reference"),
+    ([{"accuracy": "max"}, {"latency_ms": "min"}], {"latency_ms": True}, "reference"),
     ([{"accuracy": "max"}, {"latency_ms": "min"}], [25], "reference"),
 ])
 def test_bad_objectives_are_rejected_naming_the_argument(objectives, reference, named):
@@ -230,6 +232,7 @@ def test_multi_objective_mode_through_the_nni_tuner_api(tmp_path, monkeypatch):
     ({"objectives": [{"test_accuracy": "max"}, {"latency_ms": "min"}]}, "objectives"),
     ({"objectives": "accuracy"}, "objectives"),
     ({"reference": {"latency_ms": 25}}, "reference"),
+    ({"objectives": [{"accuracy": "max"}, {"latency_ms": "min"}], "reference": {"latency_ms": 10**400}}, "reference"),
 ])
 def test_bad_objectives_classargs_are_rejected(kwargs, named):
     from nni_gensynth.tuner import GenSynthTuner

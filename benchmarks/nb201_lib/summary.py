@@ -12,7 +12,8 @@ from .tuners import LABELS
 LAST_SUGGESTIONS = 10  # "with 200 observations": mean of a run's last 10 suggestions, median over seeds
 
 
-def _quartiles(values: Sequence[float]) -> dict[str, float]:
+def quartiles(values: Sequence[float]) -> dict[str, float]:
+    """Median and quartiles over seeds, rounded to 4 decimals."""
     q25, q50, q75 = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
     return {"median": round(float(q50), 4), "q25": round(float(q25), 4), "q75": round(float(q75), 4)}
 
@@ -27,7 +28,7 @@ def summarize_tuner(runs: Sequence[RunRecord], budgets: Sequence[int]) -> dict:
     per_budget = {}
     for budget in budgets:
         per_budget[str(budget)] = {
-            "best_feasible_accuracy": _quartiles(curves[:, budget - 1]),
+            "best_feasible_accuracy": quartiles(curves[:, budget - 1]),
             "per_seed": [_best_of(run, budget) for run in runs],
             "feasible_fraction": round(float(feasible[:, :budget].mean()), 4),
             "profiler_calls_per_training": round(float(calls[:, budget - 1].mean() / budget), 4),
@@ -93,19 +94,29 @@ def format_markdown(results: dict, budgets: Sequence[int], ref: dict) -> str:
     head = (["tuner"] + [f"best @ {b} (median [IQR])" for b in budgets]
             + [f"feasible fraction @ {top}", f"profiler calls / training @ {top}", "ms / suggestion (median)",
                f"ms / suggestion @ {top} obs."])
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for summary in results.values():
         cells = [summary["label"]]
-        for budget in budgets:
-            q = summary["budgets"][str(budget)]["best_feasible_accuracy"]
-            cells.append(f"{q['median']:.2f} [{q['q25']:.2f}, {q['q75']:.2f}]")
+        cells += [quartile_cell(summary["budgets"][str(b)]["best_feasible_accuracy"], 2) for b in budgets]
         last, ms = summary["budgets"][top], summary["ms_per_suggestion"]
         cells += [f"{last['feasible_fraction']:.2f}", f"{last['profiler_calls_per_training']:.2f}",
                   f"{ms['median']:.2f}", f"{ms[f'at_{top}_observations']:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    lines = markdown_table(head, rows)
     lines.append(f"\nOptimum under {ref['latency_limit_ms']:g} ms: {ref['optimum']:.2f} "
                  f"(next {', '.join(f'{v:.2f}' for v in ref['next'])}).")
     return "\n".join(lines)
+
+
+def quartile_cell(q: dict[str, float], digits: int) -> str:
+    """A `quartiles` result as a table cell: "median [q25, q75]"."""
+    return f"{q['median']:.{digits}f} [{q['q25']:.{digits}f}, {q['q75']:.{digits}f}]"
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table: header, separator, one line per row."""
+    return (["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            + ["| " + " | ".join(row) + " |" for row in rows])
 
 
 def group_runs(records: Iterable[RunRecord]) -> dict[str, list[RunRecord]]:

@@ -26,6 +26,7 @@ from scipy.special import ndtri
 from scipy.stats import qmc
 
 from .hypervolume import MAX_OBJECTIVES, contributions, hv_improvement, hypervolume, non_dominated
+from .metrics import finite_float, short_repr
 from .objective import MAXIMIZE, MINIMIZE, Objective, Requirements
 
 SENSES = {"max": MAXIMIZE, "maximize": MAXIMIZE, "min": MINIMIZE, "minimize": MINIMIZE}
@@ -83,11 +84,6 @@ class Objectives:
         values = [o.score(metrics) for o in self.objectives]
         return None if any(v is None for v in values) else np.array(values, dtype=float)
 
-    def orient(self, values: Sequence[float]) -> np.ndarray:
-        """User-facing values (one per objective) to the oriented ones, and back (its own inverse)."""
-        signs = np.array([1.0 if o.mode == MAXIMIZE else -1.0 for o in self.objectives])
-        return np.asarray(values, dtype=float) * signs
-
     def reference_point(self, requirements: Requirements, front: np.ndarray) -> np.ndarray:
         """The oriented reference point (see the module doc)."""
         given = dict(self.reference)
@@ -142,17 +138,20 @@ def parse_objectives(value: Any, reference: Any = None) -> Objectives:
         if not isinstance(reference, Mapping):
             raise ObjectivesError(f"reference: expected a mapping of metric to value, got {type(reference).__name__}")
         for metric, number in reference.items():
-            if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
-                raise ObjectivesError(f"reference: {metric!r} must be a finite number, got {number!r}")
-            references.append((str(metric), float(number)))
+            value = finite_float(number)  # None for a bool, NaN, inf, 10**400, a text...
+            if value is None:
+                raise ObjectivesError(f"reference: {metric!r} must be a finite number, got {short_repr(number)}")
+            references.append((str(metric), value))
     return Objectives(tuple(objectives), tuple(references))
 
 
-def front_points(objectives: Objectives, records: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
-    """The feasible trained records and their oriented objective points."""
+def front_points(objectives: Objectives, records: Sequence[Any],
+                 feasible_only: bool = True) -> tuple[list[Any], np.ndarray]:
+    """The trained records (those that meet 1_r, unless `feasible_only` is False) and their
+    oriented objective points."""
     kept, points = [], []
     for r in records:
-        if r.score is None or not r.feasible:
+        if r.score is None or (feasible_only and not r.feasible):
             continue
         point = objectives.point(r.metrics or {})
         if point is not None:

@@ -148,6 +148,7 @@ class GenSynth:
         self._conditioned_on = -1  # data version θ_I was last conditioned on
         self._metric_keys = tuple(dict.fromkeys(objective.inputs + self.requirements.metrics))  # kept first
         self._draws: Optional[np.ndarray] = None  # multi-objective: the EHVI's standard-normal draws
+        self._front_cache: tuple[int, Any] = (-1, None)  # multi-objective: (data version, _front())
 
     # -- the loop -------------------------------------------------------------------------
     @_single_threaded
@@ -291,13 +292,17 @@ class GenSynth:
             calls += 1
             tried.add(int(j))
             measured = self.measure(arch)
-            if measured is None or (self._pre_training_feasible(measured) and acquisition is None):
+            if measured is None:
                 return arch
-            if self._pre_training_feasible(measured):  # multi-objective: what it adds, now measured
-                value = self._safely("re-scoring a measured candidate",
-                                     lambda: float(self._acquisition(rows[j:j + 1], [measured])[0]), 0.0)
-                if rescored is None or value > rescored[0]:
-                    rescored = (value, arch)
+            if not self._pre_training_feasible(measured):
+                continue
+            if acquisition is None:
+                return arch
+            # multi-objective: what it adds, now measured
+            value = self._safely("re-scoring a measured candidate",
+                                 lambda: float(self._acquisition(rows[j:j + 1], [measured])[0]), 0.0)
+            if rescored is None or value > rescored[0]:
+                rescored = (value, arch)
         if rescored is not None:
             return rescored[1]
         # Out of measurements without a feasible candidate: train the unmeasured one most likely
@@ -404,13 +409,18 @@ class GenSynth:
     # -- multi-objective mode (front.py) --------------------------------------------------------
     def _front(self) -> Optional[tuple[list[Record], np.ndarray, np.ndarray]]:
         """The feasible trained records, their oriented objective points and the oriented
-        reference point; None before any trained result gives a reference."""
+        reference point; None before any trained result gives a reference. Computed once per
+        data version (every proposal asks for it several times)."""
         assert self.objectives is not None
+        if self._front_cache[0] != self._data_version:
+            self._front_cache = (self._data_version, self._compute_front())
+        return self._front_cache[1]
+
+    def _compute_front(self) -> Optional[tuple[list[Record], np.ndarray, np.ndarray]]:
         kept, points = front_points(self.objectives, self.records.values())
         basis = points
         if not len(basis):  # nothing feasible yet: the reference from every trained result
-            everything = [r for r in self.records.values() if r.score is not None]
-            _, basis = front_points(self.objectives, [dataclasses.replace(r, feasible=True) for r in everything])
+            _, basis = front_points(self.objectives, self.records.values(), feasible_only=False)
         if len(basis):
             basis = basis[non_dominated(basis)]
         reference = self.objectives.reference_point(self.requirements, basis)
@@ -749,6 +759,7 @@ class GenSynth:
             self.pending.add(arch)  # late result, or NNI's replay of finished trials, still comes through `tell`)
             self._exclude(arch)
         self.records, self.failed = {}, set()
+        self._data_version += 1  # what was known before is gone, even when no record is saved
         for arch, reported, trained in records:
             self._record(arch, reported, scored=trained)
         self.cycles = self._saved_entries(state, "cycles", CycleStats.from_dict)

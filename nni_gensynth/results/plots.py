@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
+from ..engine.hypervolume import non_dominated
 from .analysis import best_feasible, has_result, is_feasible, pareto_front
 from .model import ExperimentRecord
 
@@ -184,12 +185,13 @@ def front_figure(record: ExperimentRecord) -> Figure:
     hypervolumes = {c.cycle: c.hypervolume for c in record.cycles}
     drawn = 0
     for cycle in range(1, cycles + 1):
-        points = [(t.metric(x_objective.metric), t.metric(y_objective.metric)) for t in results[: cycle * size]
-                  if is_feasible(record, t) and t.metric(x_objective.metric) is not None
-                  and t.metric(y_objective.metric) is not None]
-        if not points:
+        trials = [t for t in results[: cycle * size] if is_feasible(record, t)
+                  and t.metric(x_objective.metric) is not None and t.metric(y_objective.metric) is not None]
+        if not trials:
             continue
-        front = _front_line(points, x_objective.mode, y_objective.mode)
+        oriented = [(x_objective.score(t.final), y_objective.score(t.final)) for t in trials]
+        front = sorted((t.metric(x_objective.metric), t.metric(y_objective.metric))
+                       for t, keep in zip(trials, non_dominated(oriented)) if keep)  # a step line along x
         hv = hypervolumes.get(cycle)
         note = " (in progress)" if cycle * size > len(results) else (f" (hypervolume {hv:.4g})" if hv is not None else "")
         ax.plot([p[0] for p in front], [p[1] for p in front], drawstyle="steps-post", marker=".",
@@ -204,18 +206,6 @@ def front_figure(record: ExperimentRecord) -> Figure:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
     return figure
-
-
-def _front_line(points: list[tuple[float, float]], x_mode: str, y_mode: str) -> list[tuple[float, float]]:
-    """The non-dominated points of (x, y) under the two modes, ordered by x (a step line)."""
-    sx = 1.0 if x_mode == "minimize" else -1.0
-    sy = -1.0 if y_mode == "minimize" else 1.0
-    front, best = [], float("-inf")
-    for x, y in sorted(points, key=lambda p: (sx * p[0], -sy * p[1])):
-        if sy * y > best:
-            front.append((x, y))
-            best = sy * y
-    return sorted(front)
 
 
 @_plain_text
