@@ -19,6 +19,15 @@ For three reference convnets (built inline with torch) on the host profiles it p
 --disturb runs a load that comes and goes on every core during the repeatability runs (busy and
 idle spells of 0.2-1.5 s at random), the kind of neighbour a shared machine has.
 
+--while-training answers one question instead: what a training beside the measurements does to
+them, with and without the host lease (hardware/host_lease.py). Each reference network is measured
+`--repeats` times in three conditions, in one run: quiet (nothing beside it), `lease` (one demo-
+sized training per core - the demo's trial command, `python -m nni_gensynth.trial --epochs 4
+--image-size 16`, over and over - that yields at batch boundaries while a measurement holds the
+host) and `no lease` (the same trainings with GENSYNTH_HOST_LEASE=off). Targets: with the lease,
+the CV of the medians at most 1.5x the quiet one, and the median RSE at most 3%. It also reports
+what the lease costs the trainings (their mean duration with and without it).
+
 Uses a fresh cache directory (so the first measurement really exports) unless --cache-dir is given.
 """
 from __future__ import annotations
@@ -149,6 +158,99 @@ def start_disturbers() -> List[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", DISTURBER.format(seed=i)]) for i in range(os.cpu_count() or 1)]
 
 
+TRAINER = """
+import json, sys, time
+from nni_gensynth import trial
+parameters, log = sys.argv[1], sys.argv[2]
+while True:
+    start = time.perf_counter()
+    trial.main(["--parameters", parameters, *json.loads(sys.argv[3])])
+    with open(log, "a") as out:
+        out.write(f"{time.perf_counter() - start:.3f}\\n")
+"""
+DEMO_TRIAL_ARGS = ["--epochs", "4", "--image-size", "16", "--no-progress"]  # examples/gensynth.yml's trials
+DEMO_SPACE = REPO / "search_spaces" / "mobilenet_macro.json"
+TARGET_LEASE_SPREAD = 1.5  # with the lease: CV of medians at most this times the quiet CV
+TARGET_RSE = 0.03
+CONDITIONS = (("quiet", None), ("lease", "on"), ("no lease", "off"))
+
+
+def demo_parameters() -> Dict[str, Any]:
+    """One network of the demo's search space (a fixed sample of the untaught generator)."""
+    import numpy as np
+    from nni_gensynth.engine import SearchSpace
+    from nni_gensynth.engine.generator import Generator
+
+    space = SearchSpace(json.loads(DEMO_SPACE.read_text()))
+    return space.to_parameters(Generator(space).sample(np.random.default_rng(0)))
+
+
+def start_trainers(lease: str, log: Path) -> List[subprocess.Popen]:
+    """One demo-sized training loop per core, its durations appended to `log`."""
+    env = dict(os.environ, GENSYNTH_HOST_LEASE=lease)
+    command = [sys.executable, "-c", TRAINER, json.dumps(demo_parameters()), str(log), json.dumps(DEMO_TRIAL_ARGS)]
+    trainers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for _ in range(os.cpu_count() or 1)]
+    time.sleep(8.0)  # imports and data: let them be training before the first measurement
+    return trainers
+
+
+def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int) -> Dict[str, Any]:
+    """Medians of every (network, profile) quiet, beside trainings with the lease, and without."""
+    from nni_gensynth.device import stats
+    from nni_gensynth.hardware import measure
+
+    rows: Dict[tuple, Dict[str, Any]] = {}
+    trainings: Dict[str, List[float]] = {}
+    for condition, lease in CONDITIONS:
+        os.environ["GENSYNTH_HOST_LEASE"] = lease or "on"
+        log = Path(tempfile.mkstemp(prefix="gensynth-trainer-", suffix=".log")[1])
+        trainers = start_trainers(lease, log) if lease else []
+        try:
+            for name, net in networks.items():
+                for profile in profiles:
+                    print(f"{condition}: measuring {name} on {profile.name} ...", file=sys.stderr, flush=True)
+                    runs = [measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False) for _ in range(repeats)]
+                    medians = [m.median_ms for m in runs]
+                    rows.setdefault((name, profile.name), {"network": name, "profile": profile.name})[condition] = {
+                        "medians_ms": medians, "median_ms": statistics.median(medians),
+                        "cv_of_medians": stats.cv(medians),
+                        "median_rse": statistics.median(m.median_rse for m in runs)}
+        finally:
+            for process in trainers:
+                process.kill()
+                process.wait()
+            os.environ.pop("GENSYNTH_HOST_LEASE", None)
+        if lease:
+            trainings[condition] = [float(x) for x in log.read_text().split()]
+        log.unlink()
+    return {"rows": list(rows.values()), "training_s": trainings, "trainer_args": DEMO_TRIAL_ARGS,
+            "trainer_parameters": demo_parameters()}
+
+
+def print_while_training(result: Dict[str, Any]) -> List[tuple]:
+    """The side-by-side table, the trainings' cost, and the target checks."""
+    names = [c for c, _ in CONDITIONS]
+    header = f"{'network':8} {'profile':12} " + " ".join(f"{c + ' ms':>12} {c + ' CV':>11} {c + ' RSE':>12}"
+                                                     for c in names) + f" {'lease/quiet CV':>14}"
+    print(header)
+    print("-" * len(header))
+    checks = []
+    for r in result["rows"]:
+        ratio = r["lease"]["cv_of_medians"] / max(r["quiet"]["cv_of_medians"], 1e-12)
+        print(f"{r['network']:8} {r['profile']:12} " + " ".join(
+            f"{r[c]['median_ms']:12.4f} {r[c]['cv_of_medians']:11.2%} {r[c]['median_rse']:12.2%}" for c in names)
+            + f" {ratio:13.2f}x")
+        checks.append((f"with the lease, CV <= {TARGET_LEASE_SPREAD}x quiet ({r['network']}, {r['profile']})",
+                       ratio <= TARGET_LEASE_SPREAD))
+        checks.append((f"with the lease, median RSE <= 3% ({r['network']}, {r['profile']})",
+                       r["lease"]["median_rse"] <= TARGET_RSE))
+    for condition, durations in result["training_s"].items():
+        mean = statistics.mean(durations) if durations else float("nan")
+        print(f"trainings beside the measurements, {condition}: {len(durations)} finished, mean {mean:.1f} s")
+    return checks
+
+
 def spread(values: List[float]) -> float:
     """(max - min) / median."""
     return (max(values) - min(values)) / statistics.median(values)
@@ -162,7 +264,13 @@ def main(argv: List[str] = None) -> int:
     parser.add_argument("--cache-dir", default=None, help="default: a fresh temporary directory")
     parser.add_argument("--disturb", action="store_true",
                         help="run a load that comes and goes on every core during the repeatability runs")
+    parser.add_argument("--while-training", action="store_true",
+                        help="only: the networks measured quiet, beside demo trainings with the host lease, and without")
     args = parser.parse_args(argv)
+    if args.repeats < 2:
+        parser.error("--repeats must be >= 2")
+    if args.while_training and args.disturb:
+        parser.error("--while-training and --disturb are separate experiments")
 
     cache = args.cache_dir or tempfile.mkdtemp(prefix="gensynth-bench-")
     os.environ["GENSYNTH_CACHE_DIR"] = cache
@@ -177,6 +285,22 @@ def main(argv: List[str] = None) -> int:
     load_before = os.getloadavg()[0]
     networks = reference_networks()
     profiles = [load_profile(p) for p in args.profiles.split(",")]
+    if args.while_training:
+        if any(p.transport.kind != "local" for p in profiles):
+            parser.error("--while-training measures on this host: give local --profiles (host-cpu, host-tflite)")
+        result = while_training(networks, profiles, args.repeats)
+        print(f"\n1-min load average {load_before:.1f} before the quiet runs; {os.cpu_count()} cores; "
+              f"{args.repeats} measurements per condition; trainings: python -m nni_gensynth.trial "
+              + " ".join(DEMO_TRIAL_ARGS) + "\n")
+        checks = print_while_training(result)
+        print("\ntargets:")
+        for label, ok in checks:
+            print(f"  [{'ok' if ok else 'MISS'}] {label}")
+        if args.out:
+            args.out.write_text(json.dumps(dict(result, targets={label: ok for label, ok in checks},
+                                                cpu_count=os.cpu_count(), load_avg_before=load_before), indent=2))
+            print(f"\nwrote {args.out}")
+        return 0
     rows = []
     disturbers = start_disturbers() if args.disturb else []
     try:

@@ -143,10 +143,13 @@ def shared_trainings() -> Iterator[dict]:
         Evaluator.evaluate = original
 
 
-def run_arm(name: str, probing: bool, experiment: Experiment, budget: int, bar: Any) -> Any:
-    """One experiment's tuner and trials, in this process; returns the tuner."""
+def run_arm(name: str, probing: bool, experiment: Experiment, budget: int, bar: Any) -> tuple[Any, dict]:
+    """One experiment's tuner and trials, in this process; returns the tuner, and the held-out
+    figures (test split) of every trained network by `parameters_key`: the tuner never keeps
+    them (it must not learn from them), the report of the final networks needs them."""
     from nni_gensynth import GenSynthTuner
     from nni_gensynth.evaluator import Evaluator
+    from nni_gensynth.tuner import HELD_OUT_PREFIX
 
     spec = experiment.spec if probing else experiment.spec.replace(probe=False)
     tuner = GenSynthTuner(**dict(experiment.class_args, probing=probing), evaluation=spec.as_dict())
@@ -157,9 +160,11 @@ def run_arm(name: str, probing: bool, experiment: Experiment, budget: int, bar: 
     log(f"{name}: prototype acc {proto.get('accuracy')} latency {proto.get('latency_ms')} ms; "
         f"requirements {tuner.requirements!r}", bar)
     evaluator = Evaluator(spec.replace(requirements=tuner.requirements.to_config()))
+    held_out: dict[str, dict] = {}
     for k in range(budget):
         parameters = tuner.generate_parameters(k)
         metrics = evaluator.evaluate(parameters, progress=False)
+        held_out[parameters_key(parameters)] = {key: v for key, v in metrics.items() if key.startswith(HELD_OUT_PREFIX)}
         tuner.receive_trial_result(k, parameters, metrics)
         tuner.trial_end(k, True)
         met = tuner.requirements.is_met(metrics)
@@ -169,7 +174,11 @@ def run_arm(name: str, probing: bool, experiment: Experiment, budget: int, bar: 
         best = tuner.engine.best_u()
         bar.set_postfix(arm=name, best="n/a" if best is None else f"{best:.2f}", refresh=False)
         bar.update(1)
-    return tuner
+    return tuner, held_out
+
+
+def parameters_key(parameters: dict) -> str:
+    return json.dumps(parameters, sort_keys=True, default=str)
 
 
 def log(message: str, bar: Any) -> None:
@@ -190,12 +199,15 @@ def ratios(prototype: dict, best: dict) -> dict:
             "litert_latency": ratio("litert_latency_ms")}
 
 
-def best_of(engine: Any) -> Optional[dict]:
+def best_of(engine: Any, held_out: dict[str, dict]) -> Optional[dict]:
+    """The arm's best feasible network: what the tuner recorded, plus its held-out figures."""
     best = engine.best(1)
     if not best:
         return None
     record = best[0]
-    return dict(record.metrics, parameters=engine.space.to_parameters(record.arch), netscore_u=record.score)
+    parameters = engine.space.to_parameters(record.arch)
+    return dict(record.metrics, **held_out.get(parameters_key(parameters), {}), parameters=parameters,
+                netscore_u=record.score)
 
 
 def side_by_side(evaluator: Any, networks: dict[str, dict]) -> dict[str, dict]:
@@ -392,10 +404,10 @@ def run(args: argparse.Namespace) -> int:
     total = 2 * (1 + budget + args.generate)
     with tqdm(total=total, desc="synthesis", unit="net", file=sys.stderr, ascii=True, mininterval=0) as bar, \
             shared_trainings():
-        probing = run_arm("probing", True, experiment, budget, bar)
-        ablation = run_arm("ablation", False, experiment, budget, bar)
+        probing, probing_held_out = run_arm("probing", True, experiment, budget, bar)
+        ablation, ablation_held_out = run_arm("ablation", False, experiment, budget, bar)
         requirements = probing.requirements
-        best, ablation_best = best_of(probing.engine), best_of(ablation.engine)
+        best, ablation_best = best_of(probing.engine, probing_held_out), best_of(ablation.engine, ablation_held_out)
         bar.set_postfix(step="generate", refresh=True)
         evaluator = Evaluator(experiment.spec.replace(probe=False, requirements=requirements.to_config()))
         generated = generate(probing, evaluator, args, bar)

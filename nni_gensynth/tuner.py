@@ -38,6 +38,7 @@ from .engine.relative import resolve_relative, split_relative
 from .engine.space import Architecture, SearchSpace, SearchSpaceError
 from .engine.state import CHECKPOINT_STATE, StateError, load_state_file, save_state_file
 from .importing import import_callable
+from .screener import BackgroundScreener
 
 _logger = logging.getLogger("nni_gensynth.tuner")
 
@@ -76,6 +77,9 @@ class GenSynthTuner(Tuner):
             hypervolume of the feasible front (engine/front.py); `objective` is then unused.
         reference: the hypervolume's reference point, {metric: value} per objective (default:
             the requirement's bound on that metric, else the front's nadir less 10% of its range).
+        screen_ahead: background threads that keep idle measurement devices busy with the
+            engine's next candidates (screener.py); 0 (default) measures only what proposals
+            need. For device pools: at most the pool's size less one.
     """
 
     def __init__(self, optimize_mode: str = MAXIMIZE, objective: str = "default",
@@ -85,12 +89,13 @@ class GenSynthTuner(Tuner):
                  evaluation: Optional[Mapping[str, Any]] = None,
                  population_size: int = 10, seed: Optional[int] = None, max_profiler_calls: int = 4,
                  probing: bool = True, objectives: Optional[Any] = None,
-                 reference: Optional[Mapping[str, Any]] = None) -> None:
+                 reference: Optional[Mapping[str, Any]] = None, screen_ahead: int = 0) -> None:
         super().__init__()
         try:
             self._configure(optimize_mode, objective, constraints, profiler, hw_profile, prototype, evaluation,
                             population_size, seed, max_profiler_calls, probing)
             self._configure_objectives(objectives, reference)
+            self._configure_screening(screen_ahead)
         except (TypeError, ValueError) as exc:
             _report_fatal_to_nni(f"GenSynth classArgs: {exc}")
             raise
@@ -102,6 +107,7 @@ class GenSynthTuner(Tuner):
         self._queued_imports: list = []
         self._prototype_result: Optional[dict] = None
         self._warned: set[str] = set()
+        self._screener: Optional[BackgroundScreener] = None
 
     def _configure(self, optimize_mode: str, objective: str, constraints: Optional[Mapping[str, Any]],
                    profiler: Any, hw_profile: Optional[str], prototype: Any, evaluation: Optional[Mapping[str, Any]],
@@ -164,6 +170,14 @@ class GenSynthTuner(Tuner):
         _refuse_held_out("objectives", parsed.metrics)
         self._objective = parsed
 
+    def _configure_screening(self, screen_ahead: Any) -> None:
+        _check_int("screen_ahead", screen_ahead, minimum=0)
+        if screen_ahead and self._profiler_fn is None:
+            raise ValueError("screen_ahead: needs a device to measure on (hw_profile or profiler)")
+        if screen_ahead and not (self._requirements or self._relative):
+            raise ValueError("screen_ahead: screening needs requirements to screen against (constraints)")
+        self.screen_ahead = screen_ahead
+
     def _screening_evaluator(self, requirements: Requirements) -> Any:
         """The evaluator that measures candidates before training (None without hw_profile)."""
         if not self._profiles or self._spec is None:
@@ -208,6 +222,9 @@ class GenSynthTuner(Tuner):
                 self._engine.tell(space.from_parameters(prototype), self._prototype_result)
                 self._save()
             queued, self._queued_imports = self._queued_imports, []
+            if self.screen_ahead and self._screener is None:
+                self._screener = BackgroundScreener(self.screen_ahead, self.parameters_to_screen, self._profiler_fn,
+                                                    self.receive_measurement).start()
         if queued:
             self.import_data(queued)
 
@@ -295,6 +312,25 @@ class GenSynthTuner(Tuner):
                 _logger.info("trial %s ended (%s) without a final result: recorded as failed",
                              parameter_id, "succeeded" if success else "failed")
                 self._record_failure(arch)
+                self._save()
+
+    def parameters_to_screen(self, k: int = 1) -> list[dict]:
+        """Up to `k` candidates for measurement devices that would otherwise sit idle
+        (`GenSynth.to_screen`); each measurement goes back through `receive_measurement`."""
+        with self._lock:
+            if self._engine is None or self._space is None:
+                return []
+            return [self._space.to_parameters(arch) for arch in self._engine.to_screen(k)]
+
+    def receive_measurement(self, parameters: Any, measured: Any) -> None:
+        """The measurement of candidate `parameters` from `parameters_to_screen` (a dict of
+        metrics; None when its device could not measure it). Validated; never raises."""
+        with self._lock:
+            if self._engine is None or self._space is None:
+                return
+            arch = self._parse(parameters)
+            if arch is not None:
+                self._engine.add_measurement(arch, measured)
                 self._save()
 
     def import_data(self, data: list) -> None:

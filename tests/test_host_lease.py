@@ -42,3 +42,20 @@ def test_a_measurement_waits_for_no_training_and_a_killed_holder_frees_the_host(
     began = time.monotonic()
     with host_lease():
         assert time.monotonic() - began < 5
+
+
+def test_the_lease_can_be_turned_off_for_both_sides(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENSYNTH_CACHE_DIR", str(tmp_path))
+    context = multiprocessing.get_context("spawn")
+    started = context.Event()
+    holder = context.Process(target=_hold, args=(1.5, started))
+    holder.start()
+    try:
+        assert started.wait(30)
+        monkeypatch.setenv("GENSYNTH_HOST_LEASE", "off")
+        began = time.monotonic()
+        assert yield_to_measurement() is False  # a training does not wait
+        with host_lease():  # nor does a measurement
+            assert time.monotonic() - began < 0.5
+    finally:
+        holder.join(30)

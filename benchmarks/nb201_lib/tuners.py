@@ -59,16 +59,16 @@ def measure_first_random(seed: int) -> Tuner:
     return MeasureFirstRandomTuner(profiler=PROFILER, constraints=CONSTRAINTS, seed=seed)
 
 
-def measure_first_re(seed: int) -> Tuner:
+def measure_first_re(seed: int, profiler: str = PROFILER) -> Tuner:
     from .measure_first import MeasureFirstEvolutionTuner
-    return MeasureFirstEvolutionTuner(profiler=PROFILER, constraints=CONSTRAINTS, seed=seed,
+    return MeasureFirstEvolutionTuner(profiler=profiler, constraints=CONSTRAINTS, seed=seed,
                                       population_size=20, tournament_size=5)
 
 
-def gensynth(seed: int) -> Tuner:
+def gensynth(seed: int, profiler: str = PROFILER) -> Tuner:
     from nni_gensynth.tuner import GenSynthTuner
     return GenSynthTuner(optimize_mode="maximize", objective="accuracy", constraints=CONSTRAINTS,
-                         profiler=PROFILER, seed=seed)
+                         profiler=profiler, seed=seed)
 
 
 # -- multi-objective (benchmarks/nb201_multi.py): accuracy up, Pi 4 latency down, latency <= 25 ms --

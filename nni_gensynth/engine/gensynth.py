@@ -144,6 +144,8 @@ class GenSynth:
         self._size = space.size()
         self._data_version = 0  # bumped by every result and measurement
         self._excluded: set[bytes] = set()  # value rows never to propose again
+        self._screening: set[bytes] = set()  # value rows handed out by to_screen, not yet measured
+        self.screened_ahead = 0  # measurements that came in through add_measurement
         self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
         self._conditioned_on = -1  # data version θ_I was last conditioned on
         self._metric_keys = tuple(dict.fromkeys(objective.inputs + self.requirements.metrics))  # kept first
@@ -245,6 +247,10 @@ class GenSynth:
         except Exception as exc:  # a profiler failure must not stop the search
             _logger.warning("profiler failed on %s: %s", arch.encode(), exc)
             return None
+        return self._accept_measurement(arch, result)
+
+    def _accept_measurement(self, arch: Architecture, result: Any) -> Optional[dict]:
+        """Validate a profiler's answer for `arch` and remember it; None (logged) if it is not a dict."""
         if not isinstance(result, Mapping):
             _logger.warning("profiler returned %s (not a dict) for %s; ignored", short_repr(result), arch.encode())
             return None
@@ -253,6 +259,39 @@ class GenSynth:
         self._remember_measurement(arch, clean)
         self._data_version += 1
         return clean
+
+    # -- screening ahead: devices that would sit idle measure the next candidates ----------------
+    @_single_threaded
+    def to_screen(self, k: int = 1) -> list[Architecture]:
+        """Up to `k` unmeasured candidates, best ranked first, for measurement devices that would
+        otherwise sit idle (a farm with more device time than proposals need). Each is held back
+        from proposals and from later calls until its measurement comes back through
+        `add_measurement`; a measured candidate that meets the
+        requirements joins every later pool with its figures known, so `ask` can propose it
+        without a device call. These measurements do not count against `max_profiler_calls`.
+        Never raises: a failure is logged and gives []."""
+        if k < 1 or self.profiler is None or not self.requirements:
+            return []
+        return self._safely("choosing candidates to screen", lambda: self._to_screen(k), [])
+
+    def _to_screen(self, k: int) -> list[Architecture]:
+        rows = self._pool_rows(include_ready=False)
+        if len(rows) == 0:
+            return []
+        order, _, _ = self._rank(rows)
+        chosen = [self.space.architecture(rows[j]) for j in order[:k]]
+        self._screening.update(self.space.values_row(a).tobytes() for a in chosen)
+        return chosen
+
+    @_single_threaded
+    def add_measurement(self, arch: Architecture, measured: Any) -> None:
+        """A measurement of `arch` taken outside `ask` (see `to_screen`), validated like a
+        profiler's answer; None means it could not be measured (its device failed) and releases
+        it for later proposals. Anything else but a dict is logged and ignored. Never raises."""
+        self._screening.discard(self.space.values_row(arch).tobytes())
+        if measured is not None and arch not in self.measurements:
+            self.screened_ahead += 1
+            self._safely("adding a measurement", lambda: self._accept_measurement(arch, measured), None)
 
     def _remember_measurement(self, arch: Architecture, measured: dict) -> None:
         self.measurements[arch] = measured
@@ -331,10 +370,13 @@ class GenSynth:
         """Keep `arch` out of future pools (proposed, trained, or measured infeasible)."""
         self._excluded.add(self.space.values_row(arch).tobytes())
 
-    def _pool_rows(self) -> np.ndarray:
+    def _pool_rows(self, include_ready: bool = True) -> np.ndarray:
         """Distinct candidates never proposed and not measured infeasible, as value rows: samples
-        of θ_G, and neighbours of the best feasible networks (half the pool once there are some)."""
+        of θ_G, and neighbours of the best feasible networks (half the pool once there are some);
+        with `include_ready`, also (up to the pool size) the untried ones measured to meet the
+        requirements (screened ahead, or measured and not chosen), whose figures are known."""
         budget = self.pool_size
+        ready = self._ready_rows(budget) if include_ready else []
         parents = self._elite(FRONT_PARENTS if self.objectives is not None else 5)
         elite = [self.space.values_row(a) for a in parents]
         rows: list[np.ndarray] = []
@@ -348,11 +390,14 @@ class GenSynth:
                 batch.append(self.generator.mutate_rows(parents, self.rng, n_changes))
             for row in np.vstack(batch):
                 key = row.tobytes()
-                if key not in keys and key not in self._excluded:
+                if key not in keys and key not in self._excluded and key not in self._screening:
                     keys.add(key)
                     rows.append(row)
             if len(rows) >= budget // 4:
                 break
+        for row in ready:
+            if row.tobytes() not in keys:
+                rows.append(row)
         if not rows and self._size is not None and len(self._excluded) < self._size:
             # θ_G has concentrated on tried points: sweep the rest of a finite space
             for arch in self.space.enumerate(limit=200_000) or []:
@@ -362,6 +407,14 @@ class GenSynth:
                     if len(rows) >= budget:
                         break
         return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
+
+    def _ready_rows(self, limit: int) -> list[np.ndarray]:
+        """Up to `limit` untried value rows measured to meet the requirements, in a fixed order
+        (a set's order would differ between processes), a random subset when there are more."""
+        keys = sorted(key for key in self._measured_ok if key not in self._excluded)
+        if len(keys) > limit:
+            keys = [keys[i] for i in sorted(self.rng.choice(len(keys), size=limit, replace=False))]
+        return [np.frombuffer(key, dtype=np.float64).copy() for key in keys]
 
     def _elite(self, k: int) -> list[Architecture]:
         return [r.arch for r in self._ranked_feasible(k)]

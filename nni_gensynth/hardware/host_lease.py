@@ -6,10 +6,14 @@ holds the host lease (an exclusive flock on `<cache>/locks/host.lock`); a traini
 `yield_to_measurement()` between batches, which returns at once while no measurement runs and
 otherwise waits until it ends, so the candidate is timed on idle cores. The cost is the
 measurement's few seconds of training time per measurement, in every running trial.
+
+`GENSYNTH_HOST_LEASE=off` turns it off (both sides): for a host where no trial trains beside the
+measurements, or to see what the lease buys (`benchmarks/measure.py --while-training`).
 """
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +22,12 @@ from typing import IO, Iterator, Optional
 from .cache import cache_dir, writable_dir
 
 LEASE_FILE = "host.lock"
+LEASE_ENV = "GENSYNTH_HOST_LEASE"  # "off": measure and train without the lease
 _local = threading.local()
+
+
+def lease_enabled() -> bool:
+    return os.environ.get(LEASE_ENV, "").strip().lower() not in ("off", "0", "false", "no")
 
 
 def lease_path() -> Path:
@@ -29,6 +38,9 @@ def lease_path() -> Path:
 @contextmanager
 def host_lease() -> Iterator[None]:
     """Hold the host exclusively for a local measurement (waits for trials' batches to end)."""
+    if not lease_enabled():
+        yield
+        return
     with open(lease_path(), "a+") as handle:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
@@ -53,6 +65,8 @@ def _handle() -> Optional[IO]:
 def yield_to_measurement() -> bool:
     """Wait while a local measurement holds the host; True when it had to wait. Never raises:
     a lease that cannot be read must not stop a training."""
+    if not lease_enabled():
+        return False
     handle = _handle()
     if handle is None:
         return False
@@ -69,4 +83,4 @@ def yield_to_measurement() -> bool:
         return False
 
 
-__all__ = ["host_lease", "lease_path", "yield_to_measurement"]
+__all__ = ["LEASE_ENV", "host_lease", "lease_enabled", "lease_path", "yield_to_measurement"]
