@@ -2,9 +2,9 @@
 
 In a farm, trainings are long and measurements short, so a device pool sits idle most of the
 time while the tuner measures only what each proposal needs. A `BackgroundScreener` spends that
-idle time: each of its threads asks for the engine's next candidate (`next_candidates`), measures
-it (`measure`, e.g. the tuner's evaluator, which leases a free board of the pool), and hands the
-result back (`deliver`). A candidate measured to meet the requirements is then proposed without a
+idle time: each of its threads asks for the engine's next candidates (`next_candidates`, a few
+at a time), measures each (`measure`, e.g. the tuner's evaluator, which leases a free board of
+the pool), and hands the result back (`deliver`). A candidate measured to meet the requirements is then proposed without a
 device call, and every measurement sharpens the inquisitor's latency surrogate. Use it with a
 pool of devices, leaving at least one board for the proposals' own measurements: on a single
 local device, a background measurement would share the CPU with the trainings and the tuner.
@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 _logger = logging.getLogger("nni_gensynth.screener")
 
 IDLE_WAIT_S = 5.0  # how long a thread waits when the engine has nothing to screen
+SCREEN_BATCH = 8  # candidates a thread takes per request (ranking the engine's pool is the costly part)
 
 
 class BackgroundScreener:
@@ -55,14 +56,19 @@ class BackgroundScreener:
     def _loop(self) -> None:
         while not self._stopped.is_set():
             try:
-                candidates = self._next(1)
+                candidates = list(self._next(SCREEN_BATCH))
             except Exception:  # noqa: BLE001 - a screener must never take the tuner down
                 _logger.exception("screening ahead: choosing a candidate failed")
                 candidates = []
             if not candidates:
                 self._stopped.wait(self._idle_wait_s)
                 continue
-            self._screen(candidates[0])
+            for i, candidate in enumerate(candidates):
+                if self._stopped.is_set():  # hand the rest back unmeasured
+                    for rest in candidates[i:]:
+                        self._hand_back(rest, None)
+                    return
+                self._screen(candidate)
 
     def _screen(self, candidate: Any) -> None:
         measured = None
@@ -75,6 +81,9 @@ class BackgroundScreener:
                 self.failed += 1
             else:
                 self.measured += 1
+        self._hand_back(candidate, measured)
+
+    def _hand_back(self, candidate: Any, measured: Optional[Any]) -> None:
         try:
             self._deliver(candidate, measured)
         except Exception:  # noqa: BLE001

@@ -190,3 +190,30 @@ def test_screen_ahead_classarg_is_checked():
         GenSynthTuner(constraints=REQUIREMENTS, screen_ahead=2)
     with pytest.raises((TypeError, ValueError), match="screen_ahead"):
         GenSynthTuner(constraints=REQUIREMENTS, profiler=lambda p: {}, screen_ahead="two")
+
+
+def test_a_stopped_screener_hands_back_what_it_did_not_measure():
+    import threading
+    import time
+
+    from nni_gensynth.screener import SCREEN_BATCH, BackgroundScreener
+
+    handed, delivered, lock = [], [], threading.Lock()
+
+    def next_candidates(k: int) -> list:
+        with lock:
+            batch = list(range(len(handed), len(handed) + k))
+            handed.extend(batch)
+        return batch
+
+    def deliver(candidate, measured) -> None:
+        with lock:
+            delivered.append((candidate, measured))
+
+    screener = BackgroundScreener(1, next_candidates, lambda c: time.sleep(0.05) or {"latency_ms": 1.0},
+                                  deliver).start()
+    time.sleep(0.12)
+    screener.stop()
+    assert not screener.running
+    assert sorted(c for c, _ in delivered) == handed  # every candidate handed out came back, once
+    assert len(handed) == SCREEN_BATCH and any(m is None for _, m in delivered) and screener.measured >= 1

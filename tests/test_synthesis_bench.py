@@ -78,16 +78,24 @@ def test_test_split_says_whether_the_accuracy_target_holds_beyond_the_interval()
 def test_seed_table_has_one_row_per_run_and_says_when_none_was_feasible():
     from benchmarks.synthesis_seeds import table
 
-    arms = {"probing": {"block_responses": {"skip": 7, "keep": 13}}}
-    feasible = summarise(PROTO, small(0.972, 100.0), small(0.975, 99.0), GENERATED,
+    arms = {"probing": {"generated_meeting_all": 9}, "ablation": {"generated_meeting_all": 7}}
+    held_out = {"test_accuracy": 0.97, "test_accuracy_low": 0.95, "test_accuracy_high": 0.98, "test_accuracy_n": 359}
+    prototype = dict(PROTO, **held_out)
+    best = dict(small(0.972, 100.0), **dict(held_out, test_accuracy=0.962, test_accuracy_low=0.94))
+    feasible = summarise(prototype, best, small(0.975, 99.0), dict(GENERATED, asked=10),
                          Requirements({"latency_ms": {"max": 0.25}}), {"seed": 3}, arms, 600.0)
     feasible["best"]["netscore"], feasible["ablation"]["netscore"] = 80.5, 79.0
     nothing = summarise(PROTO, None, None, GENERATED, Requirements(), {"seed": 4}, arms, 60.0)
     lines = table([feasible, nothing]).splitlines()
-    assert len(lines) == 4 and lines[0].startswith("| seed |")
-    assert lines[2].startswith("| 3 | 0.9750 | 0.9720 (-0.30) | 11.4x | 13.3x | 5.0x | 3.0x |")
-    assert "80.5 vs 79.0" in lines[2] and "| 7/20 | 10 | 10 |" in lines[2]
-    assert lines[3].startswith("| 4 | 0.9750 | none feasible |") and lines[3].count("|") == lines[2].count("|")
+    assert len(lines) == 4 and lines[0].startswith("| seed |") and "test acc." in lines[0]
+    assert lines[2].startswith("| 3 | 0.9750 | 0.9700 [0.950, 0.980] | 0.9720 (-0.30) | 0.9620 [0.940, 0.980] (-0.80)"
+                               " | no | 11.4x | 13.3x | 5.0x | 3.0x |")
+    assert "80.5 vs 79.0" in lines[2] and "| 9 / 7 of 10 | 10 |" in lines[2]
+    assert lines[3].startswith("| 4 | 0.9750 | n/a | none feasible |")
+    assert lines[3].count("|") == lines[2].count("|") == lines[0].count("|")
+    close = dict(feasible, best=dict(feasible["best"], test_split=dict(feasible["best"]["test_split"],
+                                                                     **{"within_0.5_points_at_point_estimate": True})))
+    assert "| at the estimate only |" in table([close])
 
 
 def test_probing_comparison_pairs_seeds_and_ranks_no_feasible_network_last():

@@ -8,9 +8,10 @@ is busy: a suggestion that measures candidates on devices keeps the tuner busy u
 measurement ends, as NNI's single dispatcher thread is. Accuracy and latency come from the
 NAS-Bench-201 table with measured Raspberry Pi 4 latencies; durations come from `FarmModel`.
 
-With `screen_ahead`, a device with nothing to measure asks the tuner for the next candidate
-(`GenSynthTuner.parameters_to_screen`) and hands the measurement back when it ends
-(`receive_measurement`): device time the searches would not use goes to screening.
+With `screen_ahead`, a device with nothing to measure takes the tuner's next candidate
+(`GenSynthTuner.parameters_to_screen`, asked SCREEN_BATCH per idle device at a time, as the
+screener's threads ask) and hands the measurement back when it ends (`receive_measurement`):
+device time the searches would not use goes to screening.
 
 The wall time of every suggestion is recorded against the number of results the tuner had then.
 """
@@ -25,6 +26,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
+
+from nni_gensynth.screener import SCREEN_BATCH
 
 from .data import Cell, LATENCY_LIMIT_MS, load_table, search_space
 from .harness import metrics_for
@@ -152,6 +155,7 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
     idle_workers, started, ended, results = model.workers, 0, 0, 0
     tuner_free_at, now = 0.0, 0.0
     screening: dict[int, Any] = {}  # device -> parameters being screened ahead
+    queue: list = []  # candidates handed out for screening, not yet on a device
     wall_start = time.perf_counter()
 
     wake_at = [-1.0]  # time of the pending "tuner-free" event (one at a time)
@@ -182,17 +186,20 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
                 heapq.heappush(events, (tuner_free_at, next(order), "tuner-free", None))
         if ahead and ended < trainings:
             free = [d for d in devices.idle(now) if d not in screening]
-            if free:
+            if free and len(queue) < len(free):
                 t0 = time.perf_counter()
-                candidates = tuner.parameters_to_screen(len(free))
+                queue.extend(tuner.parameters_to_screen(SCREEN_BATCH * len(free)))
                 run.screen_ms.append((results, (time.perf_counter() - t0) * 1e3))
-                for device, parameters in zip(free, candidates):
-                    cell = table.lookup(parameters)
-                    duration = model.measuring_s(cell)
-                    devices.free_at[device] = now + duration
-                    devices.busy_s += duration
-                    screening[device] = parameters
-                    heapq.heappush(events, (now + duration, next(order), "measured", (device, parameters, cell)))
+            for device in free:
+                if not queue:
+                    break
+                parameters = queue.pop(0)
+                cell = table.lookup(parameters)
+                duration = model.measuring_s(cell)
+                devices.free_at[device] = now + duration
+                devices.busy_s += duration
+                screening[device] = parameters
+                heapq.heappush(events, (now + duration, next(order), "measured", (device, parameters, cell)))
 
     dispatch()
     while ended < trainings:

@@ -145,6 +145,7 @@ class GenSynth:
         self._data_version = 0  # bumped by every result and measurement
         self._excluded: set[bytes] = set()  # value rows never to propose again
         self._screening: set[bytes] = set()  # value rows handed out by to_screen, not yet measured
+        self._screened_ok: set[bytes] = set()  # value rows screened ahead and measured to meet 1_r
         self.screened_ahead = 0  # measurements that came in through add_measurement
         self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
         self._conditioned_on = -1  # data version θ_I was last conditioned on
@@ -291,7 +292,9 @@ class GenSynth:
         self._screening.discard(self.space.values_row(arch).tobytes())
         if measured is not None and arch not in self.measurements:
             self.screened_ahead += 1
-            self._safely("adding a measurement", lambda: self._accept_measurement(arch, measured), None)
+            clean = self._safely("adding a measurement", lambda: self._accept_measurement(arch, measured), None)
+            if clean is not None and self._pre_training_feasible(clean):
+                self._screened_ok.add(self.space.values_row(arch).tobytes())
 
     def _remember_measurement(self, arch: Architecture, measured: dict) -> None:
         self.measurements[arch] = measured
@@ -373,8 +376,8 @@ class GenSynth:
     def _pool_rows(self, include_ready: bool = True) -> np.ndarray:
         """Distinct candidates never proposed and not measured infeasible, as value rows: samples
         of θ_G, and neighbours of the best feasible networks (half the pool once there are some);
-        with `include_ready`, also (up to the pool size) the untried ones measured to meet the
-        requirements (screened ahead, or measured and not chosen), whose figures are known."""
+        with `include_ready`, also (up to the pool size) the untried ones screened ahead and
+        measured to meet the requirements, whose figures are known."""
         budget = self.pool_size
         ready = self._ready_rows(budget) if include_ready else []
         parents = self._elite(FRONT_PARENTS if self.objectives is not None else 5)
@@ -409,9 +412,10 @@ class GenSynth:
         return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
 
     def _ready_rows(self, limit: int) -> list[np.ndarray]:
-        """Up to `limit` untried value rows measured to meet the requirements, in a fixed order
-        (a set's order would differ between processes), a random subset when there are more."""
-        keys = sorted(key for key in self._measured_ok if key not in self._excluded)
+        """Up to `limit` untried value rows screened ahead and measured to meet the requirements,
+        in a fixed order (a set's order would differ between processes), a random subset when
+        there are more."""
+        keys = sorted(key for key in self._screened_ok if key not in self._excluded)
         if len(keys) > limit:
             keys = [keys[i] for i in sorted(self.rng.choice(len(keys), size=limit, replace=False))]
         return [np.frombuffer(key, dtype=np.float64).copy() for key in keys]
@@ -574,6 +578,7 @@ class GenSynth:
         self.measurements = {}
         self._measured_only = {}
         self._measured_ok = set()
+        self._screened_ok = set()
         self._data_version += 1
 
     def _repropose(self) -> Architecture:

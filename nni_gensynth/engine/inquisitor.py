@@ -61,7 +61,6 @@ class Inquisitor:
         self.objective_models = {o.metric: GaussianProcess(mask) for o in (objectives.objectives if objectives else ())
                                  if not _shares_requirement_model(o, self.metric_models)}
         self._log_scale: dict[str, bool] = {}
-        self._warps: dict[str, RankWarp] = {}  # multi-objective mode: each objective model's scale
         self.best_z: Optional[float] = None  # best feasible U on the copula scale
         self.trust = ProbeTrust(space)  # how far each kind of probe response has proved right
         self.max_u_points = MAX_U_POINTS
@@ -98,13 +97,13 @@ class Inquisitor:
         them in place, so a shallow copy is a snapshot), the best feasible U and the metric scales."""
         models = [self.u_model, *self.metric_models.values(), *self.objective_models.values()]
         return {"models": [(m, dict(m.__dict__)) for m in models], "best_z": self.best_z,
-                "log_scale": dict(self._log_scale), "warps": dict(self._warps)}
+                "log_scale": dict(self._log_scale)}
 
     def _restore(self, saved: dict) -> None:
         for model, attributes in saved["models"]:
             model.__dict__.clear()
             model.__dict__.update(attributes)
-        self.best_z, self._log_scale, self._warps = saved["best_z"], saved["log_scale"], saved["warps"]
+        self.best_z, self._log_scale = saved["best_z"], saved["log_scale"]
 
     def _refit(self, records: Sequence[Record], optimize: bool, rng: Optional[np.random.Generator],
                max_metric_points: int) -> None:
@@ -129,17 +128,9 @@ class Inquisitor:
                 model.forget()
                 continue
             values = np.array([float(v) for _, v in known])
-            if metric in self.objective_models and WARP_OBJECTIVES:
-                # an objective known only after training (accuracy): its ranks, not its values,
-                # so a few chance-level results do not flatten the surrogate where the front is
-                self._log_scale[metric] = False
-                self._warps[metric] = RankWarp.fit(values)
-                values = copula(values)
-            else:
-                self._warps.pop(metric, None)
-                self._log_scale[metric] = bool(np.all(values > 0))  # log scale for positive metrics only
-                if self._log_scale[metric]:
-                    values = np.log(values)
+            self._log_scale[metric] = bool(np.all(values > 0))  # log scale for positive metrics only
+            if self._log_scale[metric]:
+                values = np.log(values)
             model.fit(self.features([a for a, _ in known]), values, optimize=optimize, rng=rng)
 
     # -- screening ------------------------------------------------------------------------
@@ -196,9 +187,7 @@ class Inquisitor:
                 return None
             mean, std = model.predict(x)
             values = mean[:, None] + std[:, None] * z[None, :, i]
-            if objective.metric in self._warps:
-                values = self._warps[objective.metric].inverse(values)
-            elif self._log_scale.get(objective.metric, False):
+            if self._log_scale.get(objective.metric, False):
                 values = np.exp(np.minimum(values, 700.0))
             out[:, :, i] = values if objective.mode == MAXIMIZE else -values
             if known is not None:
@@ -363,36 +352,6 @@ def copula(values: np.ndarray) -> np.ndarray:
     disconnected cell at chance accuracy) that would dominate a GP fitted on raw values; the
     transform keeps only the order, which is all the search needs (Salinas et al., 2020)."""
     return ndtri((rankdata(values) - 0.5) / len(values))
-
-
-WARP_OBJECTIVES = True
-TAIL_FRACTION = 0.1  # RankWarp: the outer share of the values whose slope continues past the ends
-
-
-@dataclass(frozen=True)
-class RankWarp:
-    """The copula scale of one objective and its way back: each distinct value with its mean
-    standard-normal score, interpolated in between and continued linearly past both ends (with
-    the slope of the outer tenth), so a draw better than every result maps to a better value."""
-
-    z: np.ndarray  # increasing scores
-    values: np.ndarray  # increasing distinct values
-
-    @classmethod
-    def fit(cls, values: np.ndarray) -> "RankWarp":
-        distinct, inverse = np.unique(values, return_inverse=True)
-        z = np.bincount(inverse, weights=copula(values)) / np.bincount(inverse)
-        return cls(z, distinct)
-
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        if len(self.values) < 2:
-            return np.full(np.shape(z), self.values[0] if len(self.values) else 0.0)
-        out = np.interp(z, self.z, self.values)
-        k = max(2, int(math.ceil(TAIL_FRACTION * len(self.values))))
-        high = (self.values[-1] - self.values[-k]) / (self.z[-1] - self.z[-k])
-        low = (self.values[k - 1] - self.values[0]) / (self.z[k - 1] - self.z[0])
-        out = np.where(z > self.z[-1], self.values[-1] + (z - self.z[-1]) * high, out)
-        return np.where(z < self.z[0], self.values[0] + (z - self.z[0]) * low, out)
 
 
 def _rank_weights(n: int) -> np.ndarray:
