@@ -41,6 +41,7 @@ def test_screened_candidates_are_held_back_until_measured_and_then_proposed_with
     assert len(handed) == 6 and len(set(handed)) == 6
     assert not set(handed) & set(engine.records)
     assert not set(handed) & set(engine.to_screen(20))  # held back from later screening requests
+    assert not set(engine.to_screen(50)) & set(engine.measurements)  # never one measured already
     calls = engine.profiler_calls
     feasible = []
     for arch in handed:
@@ -217,3 +218,17 @@ def test_a_stopped_screener_hands_back_what_it_did_not_measure():
     assert not screener.running
     assert sorted(c for c, _ in delivered) == handed  # every candidate handed out came back, once
     assert len(handed) == SCREEN_BATCH and any(m is None for _, m in delivered) and screener.measured >= 1
+
+
+def test_screening_a_small_space_measures_each_network_once_then_stops():
+    space = SearchSpace({"a": {"_type": "choice", "_value": [1, 2, 3]}, "b": {"_type": "choice", "_value": [1, 2]}})
+    engine = GenSynth(space, Objective("accuracy"), Requirements({"latency_ms": {"max": 4.0}}),
+                      profiler=lambda p: {"latency_ms": p["a"] * p["b"]}, seed=0, population_size=2)
+    seen = []
+    for _ in range(10):
+        for arch in engine.to_screen(2):
+            p = space.to_parameters(arch)
+            seen.append(arch)
+            engine.add_measurement(arch, {"latency_ms": p["a"] * p["b"]})
+    assert len(seen) == len(set(seen)) == 6 and engine.screened_ahead == 6
+    assert engine.to_screen(3) == []

@@ -279,6 +279,10 @@ class GenSynth:
         rows = self._pool_rows(include_ready=False)
         if len(rows) == 0:
             return []
+        unmeasured = np.array([row.tobytes() not in self._measured_ok for row in rows], dtype=bool)
+        rows = rows[unmeasured]  # measured infeasible ones never enter a pool; feasible ones may
+        if len(rows) == 0:
+            return []
         order, _, _ = self._rank(rows)
         chosen = [self.space.architecture(rows[j]) for j in order[:k]]
         self._screening.update(self.space.values_row(a).tobytes() for a in chosen)
