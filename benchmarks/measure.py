@@ -185,11 +185,11 @@ def demo_parameters() -> Dict[str, Any]:
     return space.to_parameters(Generator(space).sample(np.random.default_rng(0)))
 
 
-def start_trainers(lease: str, log: Path) -> List[subprocess.Popen]:
-    """One demo-sized training loop per core, its durations appended to `log`."""
-    env = dict(os.environ, GENSYNTH_HOST_LEASE=lease)
-    command = [sys.executable, "-c", TRAINER, json.dumps(demo_parameters()), str(log), json.dumps(DEMO_TRIAL_ARGS)]
-    trainers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_trainers(parameters: Dict[str, Any], log: Path) -> List[subprocess.Popen]:
+    """One demo-sized training loop per core (this process's environment, lease setting
+    included), its durations appended to `log`."""
+    command = [sys.executable, "-c", TRAINER, json.dumps(parameters), str(log), json.dumps(DEMO_TRIAL_ARGS)]
+    trainers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for _ in range(os.cpu_count() or 1)]
     time.sleep(8.0)  # imports and data: let them be training before the first measurement
     return trainers
@@ -199,13 +199,15 @@ def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int) 
     """Medians of every (network, profile) quiet, beside trainings with the lease, and without."""
     from nni_gensynth.device import stats
     from nni_gensynth.hardware import measure
+    from nni_gensynth.hardware.host_lease import LEASE_ENV
 
+    parameters = demo_parameters()
     rows: Dict[tuple, Dict[str, Any]] = {}
     trainings: Dict[str, List[float]] = {}
     for condition, lease in CONDITIONS:
-        os.environ["GENSYNTH_HOST_LEASE"] = lease or "on"
+        os.environ[LEASE_ENV] = lease or "on"  # for this process's measurements and the trainers
         log = Path(tempfile.mkstemp(prefix="gensynth-trainer-", suffix=".log")[1])
-        trainers = start_trainers(lease, log) if lease else []
+        trainers = start_trainers(parameters, log) if lease else []
         try:
             for name, net in networks.items():
                 for profile in profiles:
@@ -220,12 +222,12 @@ def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int) 
             for process in trainers:
                 process.kill()
                 process.wait()
-            os.environ.pop("GENSYNTH_HOST_LEASE", None)
+            os.environ.pop(LEASE_ENV, None)
         if lease:
             trainings[condition] = [float(x) for x in log.read_text().split()]
         log.unlink()
     return {"rows": list(rows.values()), "training_s": trainings, "trainer_args": DEMO_TRIAL_ARGS,
-            "trainer_parameters": demo_parameters()}
+            "trainer_parameters": parameters}
 
 
 def print_while_training(result: Dict[str, Any]) -> List[tuple]:

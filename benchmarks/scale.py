@@ -32,7 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.nb201_lib.farm import FARM_TUNERS, FarmModel, FarmRun, simulate  # noqa: E402
+from benchmarks.nb201_lib.farm import FARM_TUNERS, FarmModel, FarmRun, median_ms_at, simulate  # noqa: E402
 from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
@@ -121,11 +121,6 @@ def markdown(cells: list[dict], latency: Optional[dict], model_text: str, comman
     return "\n".join(lines) + "\n"
 
 
-def _at(pairs: list[tuple[int, float]], observations: int) -> Optional[float]:
-    times = [ms for n, ms in pairs if 0.95 * observations <= n <= 1.05 * observations]
-    return round(statistics.median(times), 2) if times else None
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     from tqdm import tqdm
@@ -151,7 +146,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             bar.set_postfix(long_run=args.long_run)
             run = simulate("gensynth-ahead", 0, model, args.long_run, progress=bar)
             latency = {"tuner": run.tuner, "workers": run.workers, "devices": run.devices, "trainings": args.long_run,
-                       "at": {str(n): {"suggestion_ms": _at(run.suggest_ms, n), "screening_ms": _at(run.screen_ms, n)}
+                       "at": {str(n): {"suggestion_ms": median_ms_at(run.suggest_ms, n),
+                                      "screening_ms": median_ms_at(run.screen_ms, n)}
                               for n in LATENCY_AT if n <= args.long_run},
                        "device_utilisation": round(run.device_utilisation(), 4), "wall_s": round(run.wall_s, 1)}
     model = farm_model(1, args)

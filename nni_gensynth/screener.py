@@ -4,10 +4,11 @@ In a farm, trainings are long and measurements short, so a device pool sits idle
 time while the tuner measures only what each proposal needs. A `BackgroundScreener` spends that
 idle time: each of its threads asks for the engine's next candidates (`next_candidates`, a few
 at a time), measures each (`measure`, e.g. the tuner's evaluator, which leases a free board of
-the pool), and hands the result back (`deliver`). A candidate measured to meet the requirements is then proposed without a
-device call, and every measurement sharpens the inquisitor's latency surrogate. Use it with a
-pool of devices, leaving at least one board for the proposals' own measurements: on a single
-local device, a background measurement would share the CPU with the trainings and the tuner.
+the pool), and hands the result back (`deliver`). A candidate measured to meet the requirements
+is then proposed without a device call, and every measurement sharpens the inquisitor's latency
+surrogate. Use it with a pool of devices, leaving at least one board for the proposals' own
+measurements: on a single local device, a background measurement would share the CPU with the
+trainings and the tuner.
 """
 from __future__ import annotations
 

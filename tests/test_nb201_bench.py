@@ -123,3 +123,35 @@ def test_front_benchmark_smoke_run(tmp_path):
         assert 0.0 <= at_12 <= at_25 <= doc["optimum"]["hypervolume"]  # the front only grows
         for point in summary["median_run"]["front"]:  # (accuracy, latency) of real feasible cells
             assert point[1] <= LATENCY_LIMIT_MS
+
+
+def test_farm_simulation_keeps_its_books():
+    from benchmarks.nb201_lib.farm import FarmModel, simulate
+
+    model = FarmModel(workers=8, devices=2)
+    runs = {name: simulate(name, 0, model, 40) for name in ("gensynth", "gensynth-ahead", "mf-re")}
+    for name, run in runs.items():
+        assert len(run.accuracy) == 40 and run.makespan_s > 0
+        assert 0.0 < run.device_utilisation() <= 1.0 + 1e-9, name
+        assert 0.0 < run.worker_utilisation() <= 1.0 + 1e-9, name
+        assert len(run.suggest_ms) == 40
+        assert run.best_feasible(40) is not None
+    assert runs["gensynth"].measurements_ahead == 0
+    assert runs["gensynth-ahead"].measurements_ahead > 0
+    # idle devices that screen are busier than devices that only measure for suggestions
+    assert runs["gensynth-ahead"].device_utilisation() > runs["gensynth"].device_utilisation()
+    with pytest.raises(ValueError, match="at least one worker"):
+        FarmModel(workers=0, devices=1)
+
+
+def test_scale_cli_writes_its_table(tmp_path):
+    from benchmarks import scale
+
+    out, md = tmp_path / "scale.json", tmp_path / "scale.md"
+    assert scale.main(["--workers", "4", "--trainings", "30", "--seeds", "1", "--long-run", "0",
+                       "--tuners", "gensynth", "mf-re", "--out", str(out), "--markdown", str(md)]) == 0
+    text = md.read_text()
+    assert "best feasible @30" in text
+    assert "| 4 | 1 | gensynth |" in text and "| 4 | 1 | mf-re |" in text
+    with pytest.raises(SystemExit):
+        scale.parse_args(["--workers", "0"])

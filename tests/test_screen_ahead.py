@@ -1,10 +1,7 @@
 """Screening ahead: idle devices measure the engine's next candidates (GenSynth.to_screen,
-add_measurement; GenSynthTuner.parameters_to_screen, receive_measurement), and the farm simulation
-of benchmarks/scale.py that uses them."""
+add_measurement; GenSynthTuner.parameters_to_screen, receive_measurement; the screener's threads).
+The farm simulation that uses them is tested with the other NAS-Bench-201 benchmarks."""
 from __future__ import annotations
-
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -16,23 +13,7 @@ from nni_gensynth.tuner import GenSynthTuner
 
 from test_engine import SPACE, CountingProfiler, accuracy, latency
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 REQUIREMENTS = {"latency_ms": {"max": 10.0}}
-
-
-def _nb201_table_present() -> bool:
-    from benchmarks.nb201_lib.data import data_path
-
-    try:
-        data_path()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-needs_nb201 = pytest.mark.skipif(not _nb201_table_present(),
-                                 reason="NAS-Bench-201 table not present in ../shared/bench-data")
 
 
 def engine_with(profiler, seed: int = 0) -> GenSynth:
@@ -126,40 +107,6 @@ def test_tuner_screening_api_speaks_parameters():
     assert tuner.engine.screened_ahead == 3
 
 
-@needs_nb201
-def test_farm_simulation_keeps_its_books():
-    from benchmarks.nb201_lib.farm import FarmModel, simulate
-
-    model = FarmModel(workers=8, devices=2)
-    runs = {name: simulate(name, 0, model, 40) for name in ("gensynth", "gensynth-ahead", "mf-re")}
-    for name, run in runs.items():
-        assert len(run.accuracy) == 40 and run.makespan_s > 0
-        assert 0.0 < run.device_utilisation() <= 1.0 + 1e-9, name
-        assert 0.0 < run.worker_utilisation() <= 1.0 + 1e-9, name
-        assert len(run.suggest_ms) == 40
-        assert run.best_feasible(40) is not None
-    assert runs["gensynth"].measurements_ahead == 0
-    assert runs["gensynth-ahead"].measurements_ahead > 0
-    # idle devices that screen are busier than devices that only measure for suggestions
-    assert runs["gensynth-ahead"].device_utilisation() > runs["gensynth"].device_utilisation()
-    with pytest.raises(ValueError, match="at least one worker"):
-        FarmModel(workers=0, devices=1)
-
-
-@needs_nb201
-def test_scale_cli_writes_its_table(tmp_path):
-    from benchmarks import scale
-
-    out, md = tmp_path / "scale.json", tmp_path / "scale.md"
-    assert scale.main(["--workers", "4", "--trainings", "30", "--seeds", "1", "--long-run", "0",
-                       "--tuners", "gensynth", "mf-re", "--out", str(out), "--markdown", str(md)]) == 0
-    text = md.read_text()
-    assert "best feasible @30" in text
-    assert "| 4 | 1 | gensynth |" in text and "| 4 | 1 | mf-re |" in text
-    with pytest.raises(SystemExit):
-        scale.parse_args(["--workers", "0"])
-
-
 def test_tuner_screens_ahead_in_background_threads_beside_the_nni_calls():
     import threading
     import time
@@ -248,3 +195,12 @@ def test_screening_a_small_space_measures_each_network_once_then_stops():
             engine.add_measurement(arch, {"latency_ms": p["a"] * p["b"]})
     assert len(seen) == len(set(seen)) == 6 and engine.screened_ahead == 6
     assert engine.to_screen(3) == []
+
+
+def test_a_finite_space_swept_in_full_never_hands_out_a_candidate_twice():
+    space = SearchSpace({"a": {"_type": "choice", "_value": [1, 2, 3]}, "b": {"_type": "choice", "_value": [1, 2]}})
+    engine = GenSynth(space, Objective("accuracy"), Requirements({"latency_ms": {"max": 4.0}}),
+                      profiler=lambda p: {"latency_ms": p["a"] * p["b"]}, seed=0, population_size=2)
+    out = engine.to_screen(6)
+    assert len(set(out)) == len(out) >= 1
+    assert not set(engine.to_screen(6)) & set(out)  # still out with their devices

@@ -104,11 +104,13 @@ class FarmRun:
     def worker_utilisation(self) -> float:
         return self.worker_busy_s / (self.workers * self.makespan_s) if self.makespan_s > 0 else 0.0
 
-    def suggestion_ms_at(self, observations: int, window: float = 0.05) -> Optional[float]:
-        """Median wall time of the suggestions made with `observations` results known (±5%)."""
-        low, high = observations * (1 - window), observations * (1 + window)
-        times = [ms for n, ms in self.suggest_ms if low <= n <= high]
-        return statistics.median(times) if times else None
+
+
+def median_ms_at(timings: list[tuple[int, float]], observations: int, window: float = 0.05) -> Optional[float]:
+    """Median wall time of the calls in `timings` (results known, ms) made with `observations`
+    results known, within ±`window` of it; None when there were none."""
+    times = [ms for n, ms in timings if (1 - window) * observations <= n <= (1 + window) * observations]
+    return statistics.median(times) if times else None
 
 
 def make_farm_tuner(name: str, seed: int) -> Any:
@@ -127,16 +129,16 @@ class _Devices:
         self.free_at = [0.0] * count
         self.busy_s = 0.0
 
-    def reserve(self, not_before: float, duration: float) -> tuple[int, float]:
-        """(device, end) of a measurement that may start at `not_before` on the first free device."""
+    def reserve(self, not_before: float, duration: float) -> float:
+        """End of a measurement that may start at `not_before`, on the device free soonest."""
         device = min(range(len(self.free_at)), key=lambda d: (max(self.free_at[d], not_before), d))
         start = max(self.free_at[device], not_before)
         self.free_at[device] = start + duration
         self.busy_s += duration
-        return device, start + duration
+        return start + duration
 
-    def idle(self, now: float) -> list[int]:
-        return [d for d, free in enumerate(self.free_at) if free <= now]
+    def idle(self, now: float) -> int:
+        return sum(1 for free in self.free_at if free <= now)
 
 
 def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progress: Any = None) -> FarmRun:
@@ -152,54 +154,45 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
     devices = _Devices(model.devices)
     events: list[tuple[float, int, str, Any]] = []
     order = itertools.count()
-    idle_workers, started, ended, results = model.workers, 0, 0, 0
-    tuner_free_at, now = 0.0, 0.0
-    screening: dict[int, Any] = {}  # device -> parameters being screened ahead
+    idle_workers, started, ended = model.workers, 0, 0
+    tuner_free_at, wake_at, now = 0.0, -1.0, 0.0  # wake_at: the pending "tuner-free" event
     queue: list = []  # candidates handed out for screening, not yet on a device
     wall_start = time.perf_counter()
 
-    wake_at = [-1.0]  # time of the pending "tuner-free" event (one at a time)
-
     def dispatch() -> None:
-        nonlocal idle_workers, started, tuner_free_at
-        if idle_workers and started < trainings:
-            while idle_workers and started < trainings and tuner_free_at <= now:
-                _measured.clear()
-                t0 = time.perf_counter()
-                parameters = tuner.generate_parameters(started)
-                run.suggest_ms.append((results, (time.perf_counter() - t0) * 1e3))
-                end = now
-                for cell in _measured:  # measured one after another inside the suggestion
-                    _, end = devices.reserve(end, model.measuring_s(cell))
-                    if ahead:  # the device may screen again once this measurement ends
-                        heapq.heappush(events, (end, next(order), "device-free", None))
-                run.measurements_in_suggestions += len(_measured)
-                tuner_free_at = end
-                cell = table.lookup(parameters)
-                duration = model.training_s(cell, median_latency, rng)
-                run.worker_busy_s += duration
-                heapq.heappush(events, (end + duration, next(order), "trained", (started, parameters, cell)))
-                idle_workers -= 1
-                started += 1
-            if idle_workers and started < trainings and tuner_free_at > now and wake_at[0] != tuner_free_at:
-                wake_at[0] = tuner_free_at  # the dispatcher is inside a suggestion until then
-                heapq.heappush(events, (tuner_free_at, next(order), "tuner-free", None))
+        nonlocal idle_workers, started, tuner_free_at, wake_at
+        while idle_workers and started < trainings and tuner_free_at <= now:
+            _measured.clear()
+            t0 = time.perf_counter()
+            parameters = tuner.generate_parameters(started)
+            run.suggest_ms.append((ended, (time.perf_counter() - t0) * 1e3))
+            end = now
+            for cell in _measured:  # measured one after another inside the suggestion
+                end = devices.reserve(end, model.measuring_s(cell))
+                if ahead:  # the device may screen again once this measurement ends
+                    heapq.heappush(events, (end, next(order), "device-free", None))
+            run.measurements_in_suggestions += len(_measured)
+            tuner_free_at = end
+            cell = table.lookup(parameters)
+            duration = model.training_s(cell, median_latency, rng)
+            run.worker_busy_s += duration
+            heapq.heappush(events, (end + duration, next(order), "trained", (started, parameters, cell)))
+            idle_workers -= 1
+            started += 1
+        if idle_workers and started < trainings and tuner_free_at > now and tuner_free_at != wake_at:
+            wake_at = tuner_free_at  # the dispatcher is inside a suggestion until then
+            heapq.heappush(events, (tuner_free_at, next(order), "tuner-free", None))
         if ahead and ended < trainings:
-            free = [d for d in devices.idle(now) if d not in screening]
-            if free and len(queue) < len(free):
+            free = devices.idle(now)
+            if free and len(queue) < free:
                 t0 = time.perf_counter()
-                queue.extend(tuner.parameters_to_screen(SCREEN_BATCH * len(free)))
-                run.screen_ms.append((results, (time.perf_counter() - t0) * 1e3))
-            for device in free:
-                if not queue:
-                    break
-                parameters = queue.pop(0)
+                queue.extend(tuner.parameters_to_screen(SCREEN_BATCH * free))
+                run.screen_ms.append((ended, (time.perf_counter() - t0) * 1e3))
+            for parameters in queue[:free]:
                 cell = table.lookup(parameters)
-                duration = model.measuring_s(cell)
-                devices.free_at[device] = now + duration
-                devices.busy_s += duration
-                screening[device] = parameters
-                heapq.heappush(events, (now + duration, next(order), "measured", (device, parameters, cell)))
+                end = devices.reserve(now, model.measuring_s(cell))
+                heapq.heappush(events, (end, next(order), "measured", (parameters, cell)))
+            del queue[:free]
 
     dispatch()
     while ended < trainings:
@@ -215,12 +208,10 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
             run.latency_ms.append(cell.latency_ms)
             idle_workers += 1
             ended += 1
-            results += 1
             if progress is not None:
                 progress.update(1)
         elif kind == "measured":
-            device, parameters, cell = payload
-            screening.pop(device, None)
+            parameters, cell = payload
             tuner.receive_measurement(parameters, {"latency_ms": cell.latency_ms})
             run.measurements_ahead += 1
         dispatch()

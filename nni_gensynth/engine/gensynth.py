@@ -267,9 +267,9 @@ class GenSynth:
         """Up to `k` unmeasured candidates, best ranked first, for measurement devices that would
         otherwise sit idle (a farm with more device time than proposals need). Each is held back
         from proposals and from later calls until its measurement comes back through
-        `add_measurement`; a measured candidate that meets the
-        requirements joins every later pool with its figures known, so `ask` can propose it
-        without a device call. These measurements do not count against `max_profiler_calls`.
+        `add_measurement`; a measured candidate that meets the requirements joins every later
+        pool with its figures known, so `ask` can propose it without a device call. These
+        measurements do not count against `max_profiler_calls`.
         Never raises: a failure is logged and gives []."""
         if k < 1 or self.profiler is None or not self.requirements:
             return []
@@ -293,12 +293,13 @@ class GenSynth:
         """A measurement of `arch` taken outside `ask` (see `to_screen`), validated like a
         profiler's answer; None means it could not be measured (its device failed) and releases
         it for later proposals. Anything else but a dict is logged and ignored. Never raises."""
-        self._screening.discard(self.space.values_row(arch).tobytes())
+        key = self.space.values_row(arch).tobytes()
+        self._screening.discard(key)
         if measured is not None and arch not in self.measurements:
             self.screened_ahead += 1
-            clean = self._safely("adding a measurement", lambda: self._accept_measurement(arch, measured), None)
-            if clean is not None and self._pre_training_feasible(clean):
-                self._screened_ok.add(self.space.values_row(arch).tobytes())
+            self._safely("adding a measurement", lambda: self._accept_measurement(arch, measured), None)
+            if key in self._measured_ok:  # remembered, and meets the requirements
+                self._screened_ok.add(key)
 
     def _remember_measurement(self, arch: Architecture, measured: dict) -> None:
         self.measurements[arch] = measured
@@ -397,7 +398,7 @@ class GenSynth:
                 batch.append(self.generator.mutate_rows(parents, self.rng, n_changes))
             for row in np.vstack(batch):
                 key = row.tobytes()
-                if key not in keys and key not in self._excluded and key not in self._screening:
+                if key not in keys and self._open(key):
                     keys.add(key)
                     rows.append(row)
             if len(rows) >= budget // 4:
@@ -409,11 +410,16 @@ class GenSynth:
             # θ_G has concentrated on tried points: sweep the rest of a finite space
             for arch in self.space.enumerate(limit=200_000) or []:
                 row = self.space.values_row(arch)
-                if row.tobytes() not in self._excluded:
+                if self._open(row.tobytes()):
                     rows.append(row)
                     if len(rows) >= budget:
                         break
         return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
+
+    def _open(self, key: bytes) -> bool:
+        """Whether the value row `key` may join a pool: never proposed, not measured infeasible,
+        and not out with a device being screened."""
+        return key not in self._excluded and key not in self._screening
 
     def _ready_rows(self, limit: int) -> list[np.ndarray]:
         """Up to `limit` untried value rows screened ahead and measured to meet the requirements,
