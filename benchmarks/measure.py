@@ -14,7 +14,7 @@ For three reference convnets (built inline with torch) on the host profiles it p
   ((max - min) / median; target <= 5%).
 
     python benchmarks/measure.py [--out results.json] [--repeats 5] [--profiles host-cpu,host-tflite]
-                                 [--disturb]
+                                 [--disturb | --while-training [--gap-s S]]
 
 --disturb runs a load that comes and goes on every core during the repeatability runs (busy and
 idle spells of 0.2-1.5 s at random), the kind of neighbour a shared machine has.
@@ -24,7 +24,9 @@ them, with and without the host lease (hardware/host_lease.py). Each reference n
 `--repeats` times in three conditions, in one run: quiet (nothing beside it), `lease` (one demo-
 sized training per core - the demo's trial command, `python -m nni_gensynth.trial --epochs 4
 --image-size 16`, over and over - that yields at batch boundaries while a measurement holds the
-host) and `no lease` (the same trainings with GENSYNTH_HOST_LEASE=off). Targets: with the lease,
+host) and `no lease` (the same trainings with GENSYNTH_HOST_LEASE=off). Beside trainings the
+measurements are `--gap-s` seconds apart (default 5), as a demo's are: back to back, the lease would
+hold the host throughout and no training would finish. Targets: with the lease,
 the CV of the medians at most 1.5x the quiet one, and the median RSE at most 3%. It also reports
 what the lease costs the trainings (their mean duration with and without it).
 
@@ -41,7 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -125,12 +127,16 @@ def bench_network(name: str, net: Any, profile: Any, repeats: int) -> Dict[str, 
     }
 
 
-def bench_processes(model_path: Path, profile: str, count: int, env: Dict[str, str]) -> Dict[str, Any]:
+def bench_processes(model_path: Path, profile: str, count: int, env: Dict[str, str],
+                    extra_args: Sequence[str] = ()) -> Dict[str, Any]:
+    """`count` separate `gensynth profile --no-cache` processes on one model (`extra_args`: more
+    options, e.g. --input-shape for a parameter-dict JSON), and the spread of their medians."""
     latencies, cpu_latencies, walls = [], [], []
     for _ in range(count):
         start = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "nni_gensynth.cli", "profile", str(model_path), "--profile", profile,
-                              "--no-cache", "--json"], capture_output=True, text=True, env=env, timeout=600)
+                              "--no-cache", "--json", *extra_args], capture_output=True, text=True, env=env,
+                             timeout=600)
         walls.append(time.perf_counter() - start)
         if out.returncode != 0:
             raise RuntimeError(f"gensynth profile failed: {out.stderr.strip()[-500:]}")
@@ -172,6 +178,7 @@ DEMO_TRIAL_ARGS = ["--epochs", "4", "--image-size", "16", "--no-progress"]  # ex
 DEMO_SPACE = REPO / "search_spaces" / "mobilenet_macro.json"
 TARGET_LEASE_SPREAD = 1.5  # with the lease: CV of medians at most this times the quiet CV
 TARGET_RSE = 0.03
+MEASURE_GAP_S = 5.0  # between measurements beside trainings: a demo measures now and then, not back to back
 CONDITIONS = (("quiet", None), ("lease", "on"), ("no lease", "off"))
 
 
@@ -195,8 +202,11 @@ def start_trainers(parameters: Dict[str, Any], log: Path) -> List[subprocess.Pop
     return trainers
 
 
-def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int) -> Dict[str, Any]:
-    """Medians of every (network, profile) quiet, beside trainings with the lease, and without."""
+def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int,
+                   gap_s: float = MEASURE_GAP_S) -> Dict[str, Any]:
+    """Medians of every (network, profile) quiet, beside trainings with the lease, and without.
+    Beside trainings, each measurement is followed by `gap_s` seconds without one: measured back
+    to back, the lease would hold the host throughout and no training would move at all."""
     from nni_gensynth.device import stats
     from nni_gensynth.hardware import measure
     from nni_gensynth.hardware.host_lease import LEASE_ENV
@@ -212,7 +222,11 @@ def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int) 
             for name, net in networks.items():
                 for profile in profiles:
                     print(f"{condition}: measuring {name} on {profile.name} ...", file=sys.stderr, flush=True)
-                    runs = [measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False) for _ in range(repeats)]
+                    runs = []
+                    for _ in range(repeats):
+                        runs.append(measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False))
+                        if lease:
+                            time.sleep(gap_s)
                     medians = [m.median_ms for m in runs]
                     rows.setdefault((name, profile.name), {"network": name, "profile": profile.name})[condition] = {
                         "medians_ms": medians, "median_ms": statistics.median(medians),
@@ -226,7 +240,7 @@ def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int) 
         if lease:
             trainings[condition] = [float(x) for x in log.read_text().split()]
         log.unlink()
-    return {"rows": list(rows.values()), "training_s": trainings, "trainer_args": DEMO_TRIAL_ARGS,
+    return {"rows": list(rows.values()), "training_s": trainings, "gap_s": gap_s, "trainer_args": DEMO_TRIAL_ARGS,
             "trainer_parameters": parameters}
 
 
@@ -268,9 +282,13 @@ def main(argv: List[str] = None) -> int:
                         help="run a load that comes and goes on every core during the repeatability runs")
     parser.add_argument("--while-training", action="store_true",
                         help="only: the networks measured quiet, beside demo trainings with the host lease, and without")
+    parser.add_argument("--gap-s", type=float, default=MEASURE_GAP_S,
+                        help=f"--while-training: seconds between measurements beside trainings (default {MEASURE_GAP_S})")
     args = parser.parse_args(argv)
     if args.repeats < 2:
         parser.error("--repeats must be >= 2")
+    if not 0 <= args.gap_s <= 600:
+        parser.error("--gap-s must be between 0 and 600")
     if args.while_training and args.disturb:
         parser.error("--while-training and --disturb are separate experiments")
 
@@ -290,9 +308,10 @@ def main(argv: List[str] = None) -> int:
     if args.while_training:
         if any(p.transport.kind != "local" for p in profiles):
             parser.error("--while-training measures on this host: give local --profiles (host-cpu, host-tflite)")
-        result = while_training(networks, profiles, args.repeats)
+        result = while_training(networks, profiles, args.repeats, args.gap_s)
         print(f"\n1-min load average {load_before:.1f} before the quiet runs; {os.cpu_count()} cores; "
-              f"{args.repeats} measurements per condition; trainings: python -m nni_gensynth.trial "
+              f"{args.repeats} measurements per condition, {args.gap_s:g} s apart beside trainings; "
+              "trainings: python -m nni_gensynth.trial "
               + " ".join(DEMO_TRIAL_ARGS) + "\n")
         checks = print_while_training(result)
         print("\ntargets:")

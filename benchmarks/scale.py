@@ -87,6 +87,9 @@ def summarise(runs: list[FarmRun]) -> dict:
                           for n in ([n for n in QUALITY_AT if n <= trainings] or [trainings])},
         "per_seed_best": [r.best_feasible(trainings) for r in runs],
         "device_utilisation": _median([r.device_utilisation() for r in runs]),
+        "device_utilisation_before_dry": _median([r.device_utilisation_before_dry() for r in runs]),
+        "ran_dry_hours": _median([None if r.ran_dry_s is None else r.ran_dry_s / 3600 for r in runs]),
+        "distinct_measured_at_dry": _median([r.distinct_measured_at_dry for r in runs]),
         "worker_utilisation": _median([r.worker_utilisation() for r in runs]),
         "measurements_per_training": _median([(r.measurements_in_suggestions + r.measurements_ahead) / trainings
                                               for r in runs]),
@@ -100,16 +103,27 @@ def _cell(value: Optional[float], spec: str) -> str:
     return "none" if value is None else format(value, spec)
 
 
+def _dry_cell(c: dict) -> str:
+    """Screening ahead only: device utilisation until the tuner had nothing left to screen."""
+    if c.get("device_utilisation_before_dry") is None:
+        return "n/a"
+    if c.get("ran_dry_hours") is None:
+        return f"{c['device_utilisation_before_dry']:.1%} (never ran out)"
+    return (f"{c['device_utilisation_before_dry']:.1%} ({c['ran_dry_hours']:.1f} h; "
+            f"{_cell(c['distinct_measured_at_dry'], ',.0f')} cells)")
+
+
 def markdown(cells: list[dict], latency: Optional[dict], model_text: str, command: str) -> str:
     budgets = sorted({int(n) for c in cells for n in c["best_feasible"]})
     lines = [f"`{command}`", "", model_text, "",
              "| W | D | tuner | " + " | ".join(f"best feasible @{n} (%)" for n in budgets)
-             + " | device util. | worker util. | measurements / training | median suggestion ms | simulated h |",
-             "|---|---|---|" + "---|" * (len(budgets) + 5)]
+             + " | device util. | device util. until nothing was left to screen (h when; cells measured by then)"
+             " | worker util. | measurements / training | median suggestion ms | simulated h |",
+             "|---|---|---|" + "---|" * (len(budgets) + 6)]
     for c in cells:
         lines.append(f"| {c['workers']} | {c['devices']} | {c['tuner']} | "
                      + " | ".join(_cell(c["best_feasible"].get(str(n)), ".2f") for n in budgets)
-                     + f" | {_cell(c['device_utilisation'], '.1%')} | {_cell(c['worker_utilisation'], '.1%')}"
+                     + f" | {_cell(c['device_utilisation'], '.1%')} | {_dry_cell(c)} | {_cell(c['worker_utilisation'], '.1%')}"
                      f" | {_cell(c['measurements_per_training'], '.2f')} | {_cell(c['median_suggestion_ms'], '.1f')}"
                      f" | {_cell(c['simulated_hours'], '.1f')} |")
     if latency:

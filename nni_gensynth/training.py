@@ -149,6 +149,7 @@ def count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
     model.eval()
     correct = 0
     for start in range(0, len(x), batch_size):
+        yield_to_measurement()
         logits = model(x[start:start + batch_size])
         correct += int((logits.argmax(dim=1) == y[start:start + batch_size]).sum())
     return correct

@@ -51,6 +51,7 @@ import traceback
 from typing import Optional, Sequence
 
 from .evaluator import Evaluator, add_spec_arguments, json_object, spec_from_args
+from .hardware.host_lease import cores_in_use
 
 
 def _log(message: str) -> None:
@@ -84,9 +85,11 @@ def _nni_weights_path() -> Optional[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        import nni
+        with cores_in_use():  # imports cannot pause: a local measurement waits for them instead
+            import nni
+            import torch  # noqa: F401  (the heavy import, under the lease)
 
-        evaluator = Evaluator(spec_from_args(args))
+            evaluator = Evaluator(spec_from_args(args))
         if args.parameters is not None:
             parameters = json_object(args.parameters, "--parameters")
         else:

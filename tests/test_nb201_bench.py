@@ -140,8 +140,24 @@ def test_farm_simulation_keeps_its_books():
     assert runs["gensynth-ahead"].measurements_ahead > 0
     # idle devices that screen are busier than devices that only measure for suggestions
     assert runs["gensynth-ahead"].device_utilisation() > runs["gensynth"].device_utilisation()
+    # 40 trainings never exhaust the table: utilisation "until nothing was left" is the whole run's
+    ahead = runs["gensynth-ahead"]
+    assert ahead.ran_dry_s is None and ahead.device_utilisation_before_dry() == ahead.device_utilisation()
+    assert runs["gensynth"].device_utilisation_before_dry() is None  # not screening: not applicable
     with pytest.raises(ValueError, match="at least one worker"):
         FarmModel(workers=0, devices=1)
+
+
+def test_farm_utilisation_until_the_table_ran_out():
+    from benchmarks.nb201_lib.farm import FarmRun, _Devices
+
+    devices = _Devices(2)
+    assert devices.reserve(0.0, 10.0) == 10.0 and devices.reserve(0.0, 30.0) == 30.0
+    assert devices.busy_until(20.0) == pytest.approx(30.0)  # 10 s done + 20 of the 30 s one
+    run = FarmRun("gensynth-ahead", 0, workers=4, devices=2, trainings=10, device_busy_s=50.0, makespan_s=100.0)
+    run.ran_dry_s, run.device_busy_before_dry_s = 20.0, 36.0
+    assert run.device_utilisation() == pytest.approx(0.25)
+    assert run.device_utilisation_before_dry() == pytest.approx(0.9)  # 36 of 2 x 20 device seconds
 
 
 def test_scale_cli_writes_its_table(tmp_path):
@@ -153,5 +169,6 @@ def test_scale_cli_writes_its_table(tmp_path):
     text = md.read_text()
     assert "best feasible @30" in text
     assert "| 4 | 1 | gensynth |" in text and "| 4 | 1 | mf-re |" in text
+    assert "| n/a |" in text  # no screening ahead: utilisation until the table ran out does not apply
     with pytest.raises(SystemExit):
         scale.parse_args(["--workers", "0"])

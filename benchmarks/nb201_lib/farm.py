@@ -92,6 +92,11 @@ class FarmRun:
     measurements_in_suggestions: int = 0
     measurements_ahead: int = 0
     wall_s: float = 0.0
+    # Screening ahead only: when a device first sat idle because the tuner had nothing left to
+    # screen (a finite table runs out), device time busy until then, and distinct cells measured.
+    ran_dry_s: Optional[float] = None
+    device_busy_before_dry_s: float = 0.0
+    distinct_measured_at_dry: Optional[int] = None
 
     def best_feasible(self, trainings: int, limit_ms: float = LATENCY_LIMIT_MS) -> Optional[float]:
         """Best accuracy of a network within the latency limit among the first `trainings` ended."""
@@ -104,6 +109,14 @@ class FarmRun:
     def worker_utilisation(self) -> float:
         return self.worker_busy_s / (self.workers * self.makespan_s) if self.makespan_s > 0 else 0.0
 
+    def device_utilisation_before_dry(self) -> Optional[float]:
+        """Device utilisation while the tuner still had candidates to screen (the whole run if it
+        never ran out); None for a run that does not screen ahead."""
+        if self.tuner != "gensynth-ahead":
+            return None
+        if self.ran_dry_s is None:
+            return self.device_utilisation()
+        return self.device_busy_before_dry_s / (self.devices * self.ran_dry_s) if self.ran_dry_s > 0 else 0.0
 
 
 def median_ms_at(timings: list[tuple[int, float]], observations: int, window: float = 0.05) -> Optional[float]:
@@ -137,6 +150,10 @@ class _Devices:
         self.busy_s += duration
         return start + duration
 
+    def busy_until(self, now: float) -> float:
+        """Device seconds spent measuring up to `now` (reservations running past it cut at `now`)."""
+        return self.busy_s - sum(max(0.0, free - now) for free in self.free_at)
+
     def idle(self, now: float) -> int:
         return sum(1 for free in self.free_at if free <= now)
 
@@ -157,6 +174,7 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
     idle_workers, started, ended = model.workers, 0, 0
     tuner_free_at, wake_at, now = 0.0, -1.0, 0.0  # wake_at: the pending "tuner-free" event
     queue: list = []  # candidates handed out for screening, not yet on a device
+    measured: set[int] = set()  # distinct cells measured so far (by id: one object per cell)
     wall_start = time.perf_counter()
 
     def dispatch() -> None:
@@ -167,6 +185,7 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
             parameters = tuner.generate_parameters(started)
             run.suggest_ms.append((ended, (time.perf_counter() - t0) * 1e3))
             end = now
+            measured.update(id(cell) for cell in _measured)
             for cell in _measured:  # measured one after another inside the suggestion
                 end = devices.reserve(end, model.measuring_s(cell))
                 if ahead:  # the device may screen again once this measurement ends
@@ -186,10 +205,15 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
             free = devices.idle(now)
             if free and len(queue) < free:
                 t0 = time.perf_counter()
-                queue.extend(tuner.parameters_to_screen(SCREEN_BATCH * free))
+                handed = tuner.parameters_to_screen(SCREEN_BATCH * free)
                 run.screen_ms.append((ended, (time.perf_counter() - t0) * 1e3))
+                if not handed and not queue and run.ran_dry_s is None:
+                    run.ran_dry_s, run.device_busy_before_dry_s = now, devices.busy_until(now)
+                    run.distinct_measured_at_dry = len(measured)
+                queue.extend(handed)
             for parameters in queue[:free]:
                 cell = table.lookup(parameters)
+                measured.add(id(cell))
                 end = devices.reserve(now, model.measuring_s(cell))
                 heapq.heappush(events, (end, next(order), "measured", (parameters, cell)))
             del queue[:free]
@@ -216,6 +240,6 @@ def simulate(tuner_name: str, seed: int, model: FarmModel, trainings: int, progr
             run.measurements_ahead += 1
         dispatch()
     run.makespan_s = now
-    run.device_busy_s = devices.busy_s - sum(max(0.0, free - now) for free in devices.free_at)  # within the run
+    run.device_busy_s = devices.busy_until(now)
     run.wall_s = time.perf_counter() - wall_start
     return run

@@ -4,8 +4,10 @@ With a local profile (`host-cpu`, `host-tflite`) a candidate is timed on the sam
 trials are training, and the training threads turn the latency into noise. A local measurement
 holds the host lease (an exclusive flock on `<cache>/locks/host.lock`); a training loop calls
 `yield_to_measurement()` between batches, which returns at once while no measurement runs and
-otherwise waits until it ends, so the candidate is timed on idle cores. The cost is the
-measurement's few seconds of training time per measurement, in every running trial.
+otherwise waits until it ends, so the candidate is timed on idle cores. Work that cannot pause
+between batches (a trial's imports and set-up) runs inside `cores_in_use()`: a measurement waits
+until it ends. The cost is the measurement's few seconds of training time per measurement, in
+every running trial, and a proposal delayed by a trial's start-up.
 
 `GENSYNTH_HOST_LEASE=off` turns it off (both sides): for a host where no trial trains beside the
 measurements, or to see what the lease buys (`benchmarks/measure.py --while-training`).
@@ -49,6 +51,29 @@ def host_lease() -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@contextmanager
+def cores_in_use() -> Iterator[None]:
+    """Work that cannot pause between batches (a trial's imports and set-up): it first waits for a
+    measurement that holds the host, then keeps new ones waiting until it ends (a shared flock,
+    so several such stretches may run at once, but no measurement among them). A lease that
+    cannot be read never stops the work. Must not enclose a measurement by this process: the
+    measurement would wait for it."""
+    handle: Optional[IO] = None
+    if lease_enabled():
+        try:
+            handle = open(lease_path(), "a+")
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        except OSError:
+            if handle is not None:
+                handle.close()
+            handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing the file releases its flock
+
+
 def _handle() -> Optional[IO]:
     """This thread's open lock file (kept open: a check is two flock calls, microseconds)."""
     handle = getattr(_local, "handle", None)
@@ -83,4 +108,4 @@ def yield_to_measurement() -> bool:
         return False
 
 
-__all__ = ["LEASE_ENV", "host_lease", "lease_enabled", "lease_path", "yield_to_measurement"]
+__all__ = ["LEASE_ENV", "cores_in_use", "host_lease", "lease_enabled", "lease_path", "yield_to_measurement"]
