@@ -75,8 +75,14 @@ def check(experiment_id: str, runs: int) -> dict[str, Any]:
     latencies = again["latencies_ms"]
     result["best"] = {"trial": best.trial_id, "recorded_ms": recorded, "recorded_rse": best.metric("latency_rse"),
                       "again_ms": latencies, "again_median_ms": statistics.median(latencies),
-                      "bracketed": min(latencies) <= recorded <= max(latencies)}
+                      "bracketed": bracketed(recorded, latencies)}
     return result
+
+
+def bracketed(recorded: Optional[float], latencies: list[float]) -> Optional[bool]:
+    """Whether the fresh measurements bracket the recorded latency; None when the experiment
+    recorded none (`TrialRecord.metric` gives None for a missing or non-finite value)."""
+    return None if recorded is None or not latencies else min(latencies) <= recorded <= max(latencies)
 
 
 def _pct(value: Optional[float]) -> str:
@@ -99,9 +105,11 @@ def report(result: dict[str, Any]) -> str:
         lines.append("No feasible trial: nothing to measure again.")
     else:
         again = ", ".join(f"{v:.4f}" for v in best["again_ms"])
-        lines.append(f"Best feasible trial {best['trial']}: recorded {best['recorded_ms']:.4f} ms "
+        recorded = "-" if best["recorded_ms"] is None else f"{best['recorded_ms']:.4f}"
+        verdict = {True: "bracketed", False: "NOT bracketed", None: "no recorded latency to bracket"}[best["bracketed"]]
+        lines.append(f"Best feasible trial {best['trial']}: recorded {recorded} ms "
                      f"(RSE {_pct(best['recorded_rse'])}); {len(best['again_ms'])} fresh processes: {again} ms -> "
-                     f"{'bracketed' if best['bracketed'] else 'NOT bracketed'}")
+                     f"{verdict}")
     return "\n".join(lines)
 
 

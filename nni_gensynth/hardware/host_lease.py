@@ -17,7 +17,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, Iterator, Optional
 
@@ -38,17 +38,18 @@ def lease_path() -> Path:
 
 
 @contextmanager
+def _holding(mode: int) -> Iterator[None]:
+    """The lease file held with flock `mode` until the block ends (closing the file releases it)."""
+    with open(lease_path(), "a+") as handle:
+        fcntl.flock(handle.fileno(), mode)
+        yield
+
+
+@contextmanager
 def host_lease() -> Iterator[None]:
     """Hold the host exclusively for a local measurement (waits for trials' batches to end)."""
-    if not lease_enabled():
+    with _holding(fcntl.LOCK_EX) if lease_enabled() else nullcontext():
         yield
-        return
-    with open(lease_path(), "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 @contextmanager
@@ -58,20 +59,13 @@ def cores_in_use() -> Iterator[None]:
     so several such stretches may run at once, but no measurement among them). A lease that
     cannot be read never stops the work. Must not enclose a measurement by this process: the
     measurement would wait for it."""
-    handle: Optional[IO] = None
-    if lease_enabled():
-        try:
-            handle = open(lease_path(), "a+")
-            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
-        except OSError:
-            if handle is not None:
-                handle.close()
-            handle = None
-    try:
+    with ExitStack() as held:
+        if lease_enabled():
+            try:
+                held.enter_context(_holding(fcntl.LOCK_SH))
+            except OSError:
+                pass  # an unreadable lease: the work goes on unprotected
         yield
-    finally:
-        if handle is not None:
-            handle.close()  # closing the file releases its flock
 
 
 def _handle() -> Optional[IO]:
