@@ -204,3 +204,24 @@ def test_a_finite_space_swept_in_full_never_hands_out_a_candidate_twice():
     out = engine.to_screen(6)
     assert len(set(out)) == len(out) >= 1
     assert not set(engine.to_screen(6)) & set(out)  # still out with their devices
+
+
+def test_screening_sweeps_a_finite_space_when_theta_g_samples_only_measured_candidates():
+    """Measured feasible candidates stay in θ_G's pool (ask may propose them without a call), so
+    a pool can be non-empty and still hold nothing to screen: the rest of the space is swept."""
+    values = list(range(1, 8))
+    space = SearchSpace({k: {"_type": "choice", "_value": values} for k in "abc"})
+    engine = GenSynth(space, Objective("accuracy"), Requirements({"latency_ms": {"max": 1e9}}),
+                      profiler=lambda p: {"latency_ms": float(p["a"] * p["b"] * p["c"])}, seed=0,
+                      population_size=2, pool_size=40)
+    seen = []
+    for _ in range(space.size()):
+        batch = engine.to_screen(5)
+        if not batch:
+            break
+        for arch in batch:
+            p = space.to_parameters(arch)
+            seen.append(arch)
+            engine.add_measurement(arch, {"latency_ms": float(p["a"] * p["b"] * p["c"])})
+    assert len(seen) == len(set(seen)) == space.size() == 343
+    assert engine.to_screen(5) == []

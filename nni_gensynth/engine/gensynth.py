@@ -148,6 +148,7 @@ class GenSynth:
         self._screened_ok: set[bytes] = set()  # value rows screened ahead and measured to meet 1_r
         self.screened_ahead = 0  # measurements that came in through add_measurement
         self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
+        self._finite_rows: Optional[np.ndarray] = None  # every value row of a finite space, once swept
         self._conditioned_on = -1  # data version θ_I was last conditioned on
         self._metric_keys = tuple(dict.fromkeys(objective.inputs + self.requirements.metrics))  # kept first
         self._draws: Optional[np.ndarray] = None  # multi-objective: the EHVI's standard-normal draws
@@ -281,6 +282,8 @@ class GenSynth:
             return []
         unmeasured = np.array([row.tobytes() not in self._measured_ok for row in rows], dtype=bool)
         rows = rows[unmeasured]  # measured infeasible ones never enter a pool; feasible ones may
+        if len(rows) == 0:  # θ_G samples only measured candidates: sweep the rest of the space
+            rows = self._as_matrix(self._sweep(self.pool_size, self._unmeasured_and_open))
         if len(rows) == 0:
             return []
         order, _, _ = self._rank(rows)
@@ -406,15 +409,35 @@ class GenSynth:
         for row in ready:
             if row.tobytes() not in keys:
                 rows.append(row)
-        if not rows and self._size is not None and len(self._excluded) < self._size:
-            # θ_G has concentrated on tried points: sweep the rest of a finite space
-            for arch in self.space.enumerate(limit=200_000) or []:
-                row = self.space.values_row(arch)
-                if self._open(row.tobytes()):
-                    rows.append(row)
-                    if len(rows) >= budget:
-                        break
+        if not rows:  # θ_G has concentrated on tried points
+            rows = self._sweep(budget, self._open)
+        return self._as_matrix(rows)
+
+    def _as_matrix(self, rows: list[np.ndarray]) -> np.ndarray:
         return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
+
+    def _sweep(self, limit: int, admit: Callable[[bytes], bool]) -> list[np.ndarray]:
+        """Up to `limit` value rows of a finite space (at most 200,000 points) that `admit`
+        accepts, from a random place in its enumeration on: the rest of the space once θ_G
+        samples only points already tried or measured. [] for an infinite or larger space."""
+        if self._size is None or len(self._excluded) >= self._size:
+            return []
+        if self._finite_rows is None:
+            every = self.space.enumerate(limit=200_000)
+            if every is None:
+                return []
+            self._finite_rows = self._as_matrix([self.space.values_row(a) for a in every])
+        start = int(self.rng.integers(len(self._finite_rows)))
+        rows: list[np.ndarray] = []
+        for row in np.roll(self._finite_rows, -start, axis=0):
+            if admit(row.tobytes()):
+                rows.append(row)
+                if len(rows) >= limit:
+                    break
+        return rows
+
+    def _unmeasured_and_open(self, key: bytes) -> bool:
+        return key not in self._measured_ok and self._open(key)
 
     def _open(self, key: bytes) -> bool:
         """Whether the value row `key` may join a pool: never proposed, not measured infeasible,
