@@ -1,6 +1,6 @@
 """Were the demo's candidates timed on quiet cores? (the host is a device too)
 
-    python benchmarks/demo_latency.py EXPERIMENT_ID [--runs 5] [--out results/demo-latency.json]
+    python benchmarks/demo_latency.py EXPERIMENT_ID [--runs 5] [--spacing-s 0] [--out results/demo-latency.json]
 
 With `hw_profile: host-cpu` the tuner and the trials time networks on the two cores where other
 trials train; the host lease (nni_gensynth/hardware/host_lease.py) makes the trainings yield while a
@@ -11,7 +11,9 @@ ran), read through nni_gensynth.results:
   target: every one at most 3%;
 - the best feasible network measured again, after the experiment, in `--runs` separate
   `gensynth profile --no-cache` processes on the quiet machine; target: they bracket the latency
-  the experiment recorded (lowest <= recorded <= highest).
+  the experiment recorded (lowest <= recorded <= highest). Back to back (the default) they see
+  one moment of the machine; `--spacing-s 60` starts one a minute, so they also see how its speed
+  drifts over minutes, as the experiment's measurements did.
 
 Built as the experiment's trial command builds it (builder, image size, channels, first profile).
 """
@@ -49,7 +51,7 @@ def trial_rows(record: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def check(experiment_id: str, runs: int) -> dict[str, Any]:
+def check(experiment_id: str, runs: int, spacing_s: float = 0.0) -> dict[str, Any]:
     record = load_experiment(experiment_id)
     spec = spec_from_trial_command(record.config.get("trialCommand"))
     if spec is None or not spec.hw_profiles:
@@ -70,11 +72,12 @@ def check(experiment_id: str, runs: int) -> dict[str, Any]:
         params = Path(tmp) / "best.json"
         params.write_text(json.dumps(best.parameters), encoding="utf-8")
         again = bench_processes(params, spec.hw_profiles[0], runs, dict(os.environ),
-                                extra_args=["--input-shape", shape, "--builder", spec.builder])
+                                extra_args=["--input-shape", shape, "--builder", spec.builder], spacing_s=spacing_s)
     recorded = best.metric("latency_ms")
     latencies = again["latencies_ms"]
     result["best"] = {"trial": best.trial_id, "recorded_ms": recorded, "recorded_rse": best.metric("latency_rse"),
                       "again_ms": latencies, "again_median_ms": statistics.median(latencies),
+                      "again_started_s": again["started_s"], "spacing_s": spacing_s,
                       "bracketed": bracketed(recorded, latencies)}
     return result
 
@@ -107,9 +110,10 @@ def report(result: dict[str, Any]) -> str:
         again = ", ".join(f"{v:.4f}" for v in best["again_ms"])
         recorded = "-" if best["recorded_ms"] is None else f"{best['recorded_ms']:.4f}"
         verdict = {True: "bracketed", False: "NOT bracketed", None: "no recorded latency to bracket"}[best["bracketed"]]
+        when = f"{best.get('spacing_s', 0):g} s apart" if best.get("spacing_s") else "back to back"
         lines.append(f"Best feasible trial {best['trial']}: recorded {recorded} ms "
-                     f"(RSE {_pct(best['recorded_rse'])}); {len(best['again_ms'])} fresh processes: {again} ms -> "
-                     f"{verdict}")
+                     f"(RSE {_pct(best['recorded_rse'])}); {len(best['again_ms'])} fresh processes ({when}): "
+                     f"{again} ms -> {verdict}")
     return "\n".join(lines)
 
 
@@ -117,11 +121,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment_id", help="a finished experiment (NNI's id, e.g. from `make demo`)")
     parser.add_argument("--runs", type=int, default=5, help="separate measurements of the best network (default 5)")
+    parser.add_argument("--spacing-s", type=float, default=0.0,
+                        help="start one fresh process this many seconds after the last one started (default 0: back to back)")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.runs < 2:
         parser.error("--runs must be at least 2")
-    result = check(args.experiment_id, args.runs)
+    if not 0 <= args.spacing_s <= 3600:
+        parser.error("--spacing-s must be between 0 and 3600")
+    result = check(args.experiment_id, args.runs, args.spacing_s)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

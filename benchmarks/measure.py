@@ -128,12 +128,17 @@ def bench_network(name: str, net: Any, profile: Any, repeats: int) -> Dict[str, 
 
 
 def bench_processes(model_path: Path, profile: str, count: int, env: Dict[str, str],
-                    extra_args: Sequence[str] = ()) -> Dict[str, Any]:
+                    extra_args: Sequence[str] = (), spacing_s: float = 0.0) -> Dict[str, Any]:
     """`count` separate `gensynth profile --no-cache` processes on one model (`extra_args`: more
-    options, e.g. --input-shape for a parameter-dict JSON), and the spread of their medians."""
-    latencies, cpu_latencies, walls = [], [], []
-    for _ in range(count):
+    options, e.g. --input-shape for a parameter-dict JSON), and the spread of their medians;
+    with `spacing_s`, each starts that long after the one before it started (back to back when
+    one takes longer), so the set also samples how the machine drifts over minutes."""
+    latencies, cpu_latencies, walls, starts = [], [], [], []
+    first = time.perf_counter()
+    for i in range(count):
+        time.sleep(max(0.0, first + i * spacing_s - time.perf_counter()))
         start = time.perf_counter()
+        starts.append(round(start - first, 1))
         out = subprocess.run([sys.executable, "-m", "nni_gensynth.cli", "profile", str(model_path), "--profile", profile,
                               "--no-cache", "--json", *extra_args], capture_output=True, text=True, env=env,
                              timeout=600)
@@ -145,7 +150,7 @@ def bench_processes(model_path: Path, profile: str, count: int, env: Dict[str, s
         cpu_latencies.append(result["latency_cpu_ms"])
     return {"model": model_path.name, "profile": profile, "latencies_ms": latencies, "spread": spread(latencies),
             "cpu_latencies_ms": cpu_latencies, "cpu_spread": spread(cpu_latencies) if all(cpu_latencies) else None,
-            "process_wall_s": statistics.median(walls)}
+            "process_wall_s": statistics.median(walls), "started_s": starts}
 
 
 DISTURBER = """

@@ -16,6 +16,8 @@ device and worker utilisation, measurements per training; and the median suggest
 
     .venv/bin/python benchmarks/scale.py                                  # W = 1 8 64 256, 3 seeds
     .venv/bin/python benchmarks/scale.py --workers 8 --trainings 200 --seeds 1 --long-run 0   # quick look
+    .venv/bin/python benchmarks/scale.py --workers 256 --seeds 0 --long-run 10000 \
+        --out benchmarks/results/scale-latency.json --markdown benchmarks/results/scale-latency.md  # timing only
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="D = max(1, W / this) devices for W workers (default 8)")
     parser.add_argument("--tuners", nargs="+", default=list(FARM_TUNERS), choices=FARM_TUNERS)
     parser.add_argument("--trainings", type=int, default=1000, help="trainings per run (default 1000)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per (W, tuner) (default 3)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds 0..N-1 per (W, tuner) (default 3; 0: only the timed --long-run)")
     parser.add_argument("--long-run", type=int, default=10000,
                         help="trainings of the one run timed for suggestion latency (W = max(--workers), "
                              "gensynth-ahead); 0 to skip (default 10000)")
@@ -58,10 +61,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--markdown", type=Path, default=RESULTS / "scale.md")
     args = parser.parse_args(argv)
-    if min(args.workers) < 1 or args.workers_per_device < 1 or args.seeds < 1 or args.trainings < 1:
-        parser.error("--workers, --workers-per-device, --seeds and --trainings must be >= 1")
-    if args.long_run < 0:
-        parser.error("--long-run must be >= 0")
+    if min(args.workers) < 1 or args.workers_per_device < 1 or args.trainings < 1:
+        parser.error("--workers, --workers-per-device and --trainings must be >= 1")
+    if args.seeds < 0 or args.long_run < 0:
+        parser.error("--seeds and --long-run must be >= 0")
+    if args.seeds == 0 and args.long_run == 0:
+        parser.error("nothing to run: --seeds 0 runs only the timed --long-run, which is 0")
     if not (args.train_s > 0 and args.measure_overhead_s >= 0):
         parser.error("--train-s must be > 0 and --measure-overhead-s >= 0")
     return args
@@ -144,7 +149,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     cells, raw = [], []
     total = len(args.workers) * len(args.tuners) * args.seeds * args.trainings + args.long_run
     with tqdm(total=total, unit="training", desc="farm", file=sys.stderr) as bar:
-        for workers in args.workers:
+        for workers in (args.workers if args.seeds else []):
             model = farm_model(workers, args)
             for tuner in args.tuners:
                 runs = []

@@ -149,6 +149,7 @@ class GenSynth:
         self.screened_ahead = 0  # measurements that came in through add_measurement
         self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
         self._finite_rows: Optional[np.ndarray] = None  # every value row of a finite space, once swept
+        self._finite_index: dict[bytes, int] = {}  # and each one's place in it
         self._conditioned_on = -1  # data version θ_I was last conditioned on
         self._metric_keys = tuple(dict.fromkeys(objective.inputs + self.requirements.metrics))  # kept first
         self._draws: Optional[np.ndarray] = None  # multi-objective: the EHVI's standard-normal draws
@@ -283,7 +284,7 @@ class GenSynth:
         unmeasured = np.array([row.tobytes() not in self._measured_ok for row in rows], dtype=bool)
         rows = rows[unmeasured]  # measured infeasible ones never enter a pool; feasible ones may
         if len(rows) == 0:  # θ_G samples only measured candidates: sweep the rest of the space
-            rows = self._as_matrix(self._sweep(self.pool_size, self._unmeasured_and_open))
+            rows = self._as_matrix(self._sweep(self.pool_size, self._excluded, self._screening, self._measured_ok))
         if len(rows) == 0:
             return []
         order, _, _ = self._rank(rows)
@@ -410,16 +411,16 @@ class GenSynth:
             if row.tobytes() not in keys:
                 rows.append(row)
         if not rows:  # θ_G has concentrated on tried points
-            rows = self._sweep(budget, self._open)
+            rows = self._sweep(budget, self._excluded, self._screening)  # what _open admits
         return self._as_matrix(rows)
 
     def _as_matrix(self, rows: list[np.ndarray]) -> np.ndarray:
         return np.array(rows).reshape(len(rows), len(self.space.all_decisions))
 
-    def _sweep(self, limit: int, admit: Callable[[bytes], bool]) -> list[np.ndarray]:
-        """Up to `limit` value rows of a finite space (at most 200,000 points) that `admit`
-        accepts, from a random place in its enumeration on: the rest of the space once θ_G
-        samples only points already tried or measured. [] for an infinite or larger space."""
+    def _sweep(self, limit: int, *blocked: set[bytes]) -> list[np.ndarray]:
+        """Up to `limit` value rows of a finite space (at most 200,000 points) in none of the
+        `blocked` key sets, from a random place in its enumeration on: the rest of the space once
+        θ_G samples only points already tried or measured. [] for an infinite or larger space."""
         if self._size is None or len(self._excluded) >= self._size:
             return []
         if self._finite_rows is None:
@@ -427,17 +428,15 @@ class GenSynth:
             if every is None:
                 return []
             self._finite_rows = self._as_matrix([self.space.values_row(a) for a in every])
+            self._finite_index = {row.tobytes(): i for i, row in enumerate(self._finite_rows)}
         start = int(self.rng.integers(len(self._finite_rows)))
-        rows: list[np.ndarray] = []
-        for row in np.roll(self._finite_rows, -start, axis=0):
-            if admit(row.tobytes()):
-                rows.append(row)
-                if len(rows) >= limit:
-                    break
-        return rows
-
-    def _unmeasured_and_open(self, key: bytes) -> bool:
-        return key not in self._measured_ok and self._open(key)
+        taken = np.zeros(len(self._finite_rows), dtype=bool)
+        for keys in blocked:
+            at = [self._finite_index[key] for key in keys if key in self._finite_index]
+            taken[at] = True
+        free = np.flatnonzero(~taken)
+        free = np.concatenate([free[free >= start], free[free < start]])[:limit]
+        return list(self._finite_rows[free])
 
     def _open(self, key: bytes) -> bool:
         """Whether the value row `key` may join a pool: never proposed, not measured infeasible,
