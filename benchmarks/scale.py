@@ -120,8 +120,20 @@ def _dry_cell(c: dict) -> str:
 
 def markdown(cells: list[dict], latency: Optional[dict], model_text: str, command: str) -> str:
     budgets = sorted({int(n) for c in cells for n in c["best_feasible"]})
-    lines = [f"`{command}`", "", model_text, "",
-             "| W | D | tuner | " + " | ".join(f"best feasible @{n} (%)" for n in budgets)
+    lines = [f"`{command}`", ""]
+    if cells:
+        lines += [model_text, ""] + _cells_table(cells, budgets)
+    if latency:
+        lines += ["", f"Suggestion wall time, one run of {latency['trainings']} trainings "
+                      f"({latency['tuner']}, W = {latency['workers']}, D = {latency['devices']}):", "",
+                  "| results known | median ms per suggestion | median ms per screening request |", "|---|---|---|"]
+        for n, row in latency["at"].items():
+            lines.append(f"| {n} | {_cell(row['suggestion_ms'], '.1f')} | {_cell(row['screening_ms'], '.1f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cells_table(cells: list[dict], budgets: list[int]) -> list[str]:
+    lines = ["| W | D | tuner | " + " | ".join(f"best feasible @{n} (%)" for n in budgets)
              + " | device util. | device util. until nothing was left to screen (h when; cells measured by then)"
              " | worker util. | measurements / training | median suggestion ms | simulated h |",
              "|---|---|---|" + "---|" * (len(budgets) + 6)]
@@ -131,13 +143,7 @@ def markdown(cells: list[dict], latency: Optional[dict], model_text: str, comman
                      + f" | {_cell(c['device_utilisation'], '.1%')} | {_dry_cell(c)} | {_cell(c['worker_utilisation'], '.1%')}"
                      f" | {_cell(c['measurements_per_training'], '.2f')} | {_cell(c['median_suggestion_ms'], '.1f')}"
                      f" | {_cell(c['simulated_hours'], '.1f')} |")
-    if latency:
-        lines += ["", f"Suggestion wall time, one run of {latency['trainings']} trainings "
-                      f"({latency['tuner']}, W = {latency['workers']}, D = {latency['devices']}):", "",
-                  "| results known | median ms per suggestion | median ms per screening request |", "|---|---|---|"]
-        for n, row in latency["at"].items():
-            lines.append(f"| {n} | {_cell(row['suggestion_ms'], '.1f')} | {_cell(row['screening_ms'], '.1f')} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: Optional[list[str]] = None) -> int:

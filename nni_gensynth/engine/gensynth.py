@@ -147,7 +147,7 @@ class GenSynth:
         self._screening: set[bytes] = set()  # value rows handed out by to_screen, not yet measured
         self._screened_ok: set[bytes] = set()  # value rows screened ahead and measured to meet 1_r
         self.screened_ahead = 0  # measurements that came in through add_measurement
-        self._measured_ok: set[bytes] = set()  # value rows measured to meet the requirements
+        self._measured_ok: dict[bytes, dict] = {}  # value rows measured to meet the requirements: figures
         self._finite_rows: Optional[np.ndarray] = None  # every value row of a finite space, once swept
         self._finite_index: dict[bytes, int] = {}  # and each one's place in it
         self._conditioned_on = -1  # data version θ_I was last conditioned on
@@ -311,7 +311,7 @@ class GenSynth:
             self._measured_only[arch] = Record(arch, None, dict(measured),
                                                self.requirements.is_met(measured, only_known=True))
         if self._pre_training_feasible(measured):
-            self._measured_ok.add(self.space.values_row(arch).tobytes())
+            self._measured_ok[self.space.values_row(arch).tobytes()] = measured
         else:
             self._exclude(arch)
 
@@ -483,9 +483,10 @@ class GenSynth:
         known: list[Optional[dict]] = [None] * len(rows)
         if self._measured_ok:
             for j, row in enumerate(rows):
-                if row.tobytes() in self._measured_ok:
+                figures = self._measured_ok.get(row.tobytes())
+                if figures is not None:
                     p_feasible[j] = 1.0
-                    known[j] = self.measurements.get(self.space.architecture(row))
+                    known[j] = figures
         trained = sum(1 for r in self.records.values() if r.score is not None)
         if trained < self._n_initial():
             acquisition = self.rng.random(len(rows)) * np.maximum(p_feasible, 1e-3)
@@ -609,7 +610,7 @@ class GenSynth:
         """Drop every stored measurement (to judge 1_r on fresh ones, e.g. on another device)."""
         self.measurements = {}
         self._measured_only = {}
-        self._measured_ok = set()
+        self._measured_ok = {}
         self._screened_ok = set()
         self._data_version += 1
 
