@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .hardware.host_lease import yield_to_measurement
 from .models.prototype import KEEP, SKIP, ProbeSite
 
 
@@ -166,6 +167,7 @@ def _recalibrated(model: nn.Module, x: Tensor, chunk: int = 64) -> Iterator[None
         model.train()
         with torch.no_grad():
             for start in range(0, len(x), chunk):
+                yield_to_measurement()  # a candidate timed on this host gets idle cores
                 if len(x) - start > 1:  # batch norm needs more than one example per batch
                     model(x[start:start + chunk])
         model.eval()

@@ -175,3 +175,14 @@ def test_blocks_cheap_alone_but_costly_together_are_not_all_removed(monkeypatch)
     out = {r.decision: r for r in probing._block_responses(None, sites, None, None, None, skip_threshold=0.02)}
     assert [out[n].target for n in "ABC"] == ["skip", "skip", "keep"]
     assert out["B"].details["joint_loss_rise"] == 0.004
+
+
+def test_probing_yields_to_a_local_measurement_before_each_pass(trained, digits, monkeypatch):
+    """The host is a device too: probing runs its passes between the lease's checks, as training does."""
+    import nni_gensynth.probing as probing
+
+    calls = []
+    monkeypatch.setattr(probing, "yield_to_measurement", lambda: calls.append(1) or False)
+    sites = probe(trained, *batch(digits)).sites
+    blocks = [s for s in sites if s.kind == "block"]
+    assert blocks and len(calls) > len(blocks)  # the intact network's pass, then one per block at least
