@@ -110,7 +110,7 @@ def report(result: dict[str, Any]) -> str:
         again = ", ".join(f"{v:.4f}" for v in best["again_ms"])
         recorded = "-" if best["recorded_ms"] is None else f"{best['recorded_ms']:.4f}"
         verdict = {True: "bracketed", False: "NOT bracketed", None: "no recorded latency to bracket"}[best["bracketed"]]
-        when = f"{best.get('spacing_s', 0):g} s apart" if best.get("spacing_s") else "back to back"
+        when = f"{best['spacing_s']:g} s apart" if best.get("spacing_s") else "back to back"
         lines.append(f"Best feasible trial {best['trial']}: recorded {recorded} ms "
                      f"(RSE {_pct(best['recorded_rse'])}); {len(best['again_ms'])} fresh processes ({when}): "
                      f"{again} ms -> {verdict}")

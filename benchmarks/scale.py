@@ -119,10 +119,9 @@ def _dry_cell(c: dict) -> str:
 
 
 def markdown(cells: list[dict], latency: Optional[dict], model_text: str, command: str) -> str:
-    budgets = sorted({int(n) for c in cells for n in c["best_feasible"]})
     lines = [f"`{command}`", ""]
     if cells:
-        lines += [model_text, ""] + _cells_table(cells, budgets)
+        lines += [model_text, ""] + _cells_table(cells)
     if latency:
         lines += ["", f"Suggestion wall time, one run of {latency['trainings']} trainings "
                       f"({latency['tuner']}, W = {latency['workers']}, D = {latency['devices']}):", "",
@@ -132,7 +131,8 @@ def markdown(cells: list[dict], latency: Optional[dict], model_text: str, comman
     return "\n".join(lines) + "\n"
 
 
-def _cells_table(cells: list[dict], budgets: list[int]) -> list[str]:
+def _cells_table(cells: list[dict]) -> list[str]:
+    budgets = sorted({int(n) for c in cells for n in c["best_feasible"]})
     lines = ["| W | D | tuner | " + " | ".join(f"best feasible @{n} (%)" for n in budgets)
              + " | device util. | device util. until nothing was left to screen (h when; cells measured by then)"
              " | worker util. | measurements / training | median suggestion ms | simulated h |",

@@ -284,7 +284,7 @@ class GenSynth:
         unmeasured = np.array([row.tobytes() not in self._measured_ok for row in rows], dtype=bool)
         rows = rows[unmeasured]  # measured infeasible ones never enter a pool; feasible ones may
         if len(rows) == 0:  # θ_G samples only measured candidates: sweep the rest of the space
-            rows = self._as_matrix(self._sweep(self.pool_size, self._excluded, self._screening, self._measured_ok))
+            rows = self._as_matrix(self._sweep(self.pool_size, *self._closed(), self._measured_ok))
         if len(rows) == 0:
             return []
         order, _, _ = self._rank(rows)
@@ -411,7 +411,7 @@ class GenSynth:
             if row.tobytes() not in keys:
                 rows.append(row)
         if not rows:  # θ_G has concentrated on tried points
-            rows = self._sweep(budget, self._excluded, self._screening)  # what _open admits
+            rows = self._sweep(budget, *self._closed())
         return self._as_matrix(rows)
 
     def _as_matrix(self, rows: list[np.ndarray]) -> np.ndarray:
@@ -438,10 +438,14 @@ class GenSynth:
         free = np.concatenate([free[free >= start], free[free < start]])[:limit]
         return list(self._finite_rows[free])
 
+    def _closed(self) -> tuple[set[bytes], ...]:
+        """The value rows that may not join a pool: proposed or measured infeasible, and those
+        out with a device being screened."""
+        return self._excluded, self._screening
+
     def _open(self, key: bytes) -> bool:
-        """Whether the value row `key` may join a pool: never proposed, not measured infeasible,
-        and not out with a device being screened."""
-        return key not in self._excluded and key not in self._screening
+        """Whether the value row `key` may join a pool (in none of `_closed`)."""
+        return not any(key in closed for closed in self._closed())
 
     def _ready_rows(self, limit: int) -> list[np.ndarray]:
         """Up to `limit` untried value rows screened ahead and measured to meet the requirements,
