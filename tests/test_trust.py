@@ -91,3 +91,17 @@ def test_the_engine_logs_trust_per_cycle_and_keeps_it_across_a_restart():
     resumed.load_state_dict(state)
     assert resumed.inquisitor.trust.summary() == engine.inquisitor.trust.summary()
     assert resumed.cycles[-1].trust == engine.cycles[-1].trust
+
+
+def test_a_keep_response_suggests_no_network_and_does_not_dilute_the_advice_of_the_others():
+    """A response whose target is the network's own value changes nothing: a network whose probes
+    all say "keep" gives no suggestion (it would join the elite twice), and the confidence of a
+    suggestion is that of the responses that changed it."""
+    inquisitor = Inquisitor(SPACE, Requirements())
+    all_keep = {**{f"s{i}_width": {"target": 32, "weight": 1.0} for i in range(1, N + 1)},
+                **{f"b{i}_block": {"target": "keep", "weight": 1.0} for i in range(1, N + 1)}}
+    assert inquisitor.suggested_architecture(record(0.95, all_keep)) is None
+    one_change = dict(all_keep, s2_width={"target": 16, "weight": 0.4})
+    arch, confidence = inquisitor.suggested_architecture(record(0.95, one_change))
+    assert SPACE.to_parameters(arch) == {**PARENT, "s2_width": 16}
+    assert confidence == 0.4 * inquisitor.trust.trust("s2_width")

@@ -241,8 +241,11 @@ class Inquisitor:
 
     def suggested_architecture(self, record: Record) -> Optional[tuple[Architecture, float]]:
         """The record's network with every trusted probed decision set to its response target,
-        and the mean of response weight times trust; None when no usable response is left.
-        Responses of a kind that has misled more often than not (trust below 0.5) are left out."""
+        and the mean of response weight times trust over the decisions that changed; None when
+        no response changes anything. Responses of a kind that has misled more often than not
+        (trust below 0.5) are left out. A "keep" response changes nothing: counting it would add
+        the trained network to the elite a second time, which is no advice from the probe and,
+        while nothing is feasible, holds θ_G on the least infeasible networks trained so far."""
         if not record.responses:
             return None
         values = record.arch.as_dict()
@@ -260,13 +263,16 @@ class Inquisitor:
                 if isinstance(d, ChoiceDecision):
                     if d.subspaces[values[d.key]] or d.nested:
                         continue  # changing a nested choice would need its sub-decisions
-                    values[d.key] = self.space.parse_decision_value(d, response["target"])
+                    target = self.space.parse_decision_value(d, response["target"])
                 elif _is_number(response["target"]):
-                    values[d.key] = d.validate(d.legalize(float(response["target"])))
+                    target = d.validate(d.legalize(float(response["target"])))
                 else:
                     continue
             except SearchSpaceError:
                 continue
+            if target == values[d.key]:
+                continue  # "keep": the network already has it (a claim the trust judges, no change)
+            values[d.key] = target
             weights.append(float(min(weight, 1.0)) * trust)
         if not weights:
             return None
