@@ -243,9 +243,8 @@ class Inquisitor:
         """The record's network with every trusted probed decision set to its response target,
         and the mean of response weight times trust over the decisions that changed; None when
         no response changes anything. Responses of a kind that has misled more often than not
-        (trust below 0.5) are left out. A "keep" response changes nothing: counting it would add
-        the trained network to the elite a second time, which is no advice from the probe and,
-        while nothing is feasible, holds θ_G on the least infeasible networks trained so far."""
+        (trust below 0.5) are left out. A "keep" response changes nothing, so it is not counted:
+        a suggestion equal to its network would only add that network to the elite twice."""
         if not record.responses:
             return None
         values = record.arch.as_dict()
