@@ -105,3 +105,37 @@ def test_a_keep_response_suggests_no_network_and_does_not_dilute_the_advice_of_t
     arch, confidence = inquisitor.suggested_architecture(record(0.95, one_change))
     assert SPACE.to_parameters(arch) == {**PARENT, "s2_width": 16}
     assert confidence == 0.4 * inquisitor.trust.trust("s2_width")
+
+
+def test_a_network_that_follows_all_of_its_sources_advice_is_evidence_at_any_distance():
+    """A child that changed 8 decisions, each toward the target its probed parent's response gave
+    (the suggestion itself), tests that advice even though it is beyond `max_distance`; a child as
+    far away that also changed a decision no response asked to change is no evidence."""
+    parent = record(0.95, RESPONSES)
+    advice = {**{f"s{i}_width": 16 for i in range(1, N + 1)}, **{f"b{i}_block": "skip" for i in range(1, N + 1)}}
+    assert len(advice) > ProbeTrust(SPACE).max_distance
+    for accuracy, kept in ((0.95, True), (0.80, False)):
+        trust = ProbeTrust(SPACE)
+        trust.learn([parent, record(accuracy, None, **advice)])
+        assert (trust.trust("s1_width") > 0.5) is kept and (trust.trust("b1_block") > 0.5) is kept
+    wandering = ProbeTrust(SPACE)
+    wandering.learn([parent, record(0.95, None, **dict(advice, s1_width=64))])  # 64: away from 16
+    assert wandering.summary() == {}
+
+
+def test_the_engine_offers_the_probes_suggestion_for_screening_and_the_ablation_does_not():
+    def engine_after_one_probed_result(use_responses: bool) -> GenSynth:
+        engine = GenSynth(SPACE, Objective("accuracy"), population_size=3, seed=0, use_responses=use_responses)
+        arch = SPACE.from_parameters(PARENT)
+        engine.tell(arch, {"default": 0.95, "accuracy": 0.95, "responses": RESPONSES})
+        return engine
+
+    suggestion = SPACE.from_parameters(
+        {**{f"s{i}_width": 16 for i in range(1, N + 1)}, **{f"b{i}_block": "skip" for i in range(1, N + 1)}})
+    suggested = SPACE.values_row(suggestion).tobytes()
+    probing = engine_after_one_probed_result(True)
+    assert suggested in {row.tobytes() for row in probing._pool_rows()}
+    probing._exclude(suggestion)
+    assert suggested not in {row.tobytes() for row in probing._pool_rows()}  # once tried, never again
+    ablation = engine_after_one_probed_result(False)
+    assert ablation._suggested_rows() == []

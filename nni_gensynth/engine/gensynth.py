@@ -154,6 +154,7 @@ class GenSynth:
         self._metric_keys = tuple(dict.fromkeys(objective.inputs + self.requirements.metrics))  # kept first
         self._draws: Optional[np.ndarray] = None  # multi-objective: the EHVI's standard-normal draws
         self._front_cache: tuple[int, Any] = (-1, None)  # multi-objective: (data version, _front())
+        self._suggestion_cache: tuple[Any, list[np.ndarray]] = (None, [])  # ((data version, cycles), rows)
 
     # -- the loop -------------------------------------------------------------------------
     @_single_threaded
@@ -384,8 +385,8 @@ class GenSynth:
 
     def _pool_rows(self, include_ready: bool = True) -> np.ndarray:
         """Distinct candidates never proposed and not measured infeasible, as value rows: samples
-        of θ_G, and neighbours of the best feasible networks (half the pool once there are some);
-        with `include_ready`, also (up to the pool size) the untried ones screened ahead and
+        of θ_G, neighbours of the best feasible networks (half the pool once there are some), and
+        the networks the elite's probe responses suggest; with `include_ready`, also (up to the pool size) the untried ones screened ahead and
         measured to meet the requirements, whose figures are known."""
         budget = self.pool_size
         ready = self._ready_rows(budget) if include_ready else []
@@ -407,12 +408,30 @@ class GenSynth:
                     rows.append(row)
             if len(rows) >= budget // 4:
                 break
+        for row in self._suggested_rows():
+            key = row.tobytes()
+            if key not in keys and self._open(key):
+                keys.add(key)
+                rows.append(row)
         for row in ready:
             if row.tobytes() not in keys:
                 rows.append(row)
         if not rows:  # θ_G has concentrated on tried points
             rows = self._sweep(budget, *self._closed())
         return self._as_matrix(rows)
+
+    def _suggested_rows(self) -> list[np.ndarray]:
+        """Value rows of the networks the elite's probe responses suggest (none in the ablation,
+        `use_responses=False`): screened like any candidate, and when one is trained, the trust
+        learns whether its source's advice held. Recomputed when the data or the trust changed."""
+        if not self.use_responses:
+            return []
+        version = (self._data_version, len(self.cycles))
+        if self._suggestion_cache[0] != version:
+            archs = self._safely("reading the probes' suggestions",
+                                 lambda: self.inquisitor.probe_suggestions(self._teaching_records()), [])
+            self._suggestion_cache = (version, [self.space.values_row(a) for a in archs])
+        return self._suggestion_cache[1]
 
     def _as_matrix(self, rows: list[np.ndarray]) -> np.ndarray:
         return np.array(rows).reshape(len(rows), len(self.space.all_decisions))

@@ -209,17 +209,11 @@ class Inquisitor:
         """Δθ_G: moves θ_G toward the elite — the best feasible trained networks (or the least
         infeasible when none is feasible yet), joined at half weight by the networks the
         surrogates rank best among `predicted`."""
-        scored = [r for r in records if r.score is not None]
-        if not scored:
+        ranked = self._ranked_for_teaching(records)
+        if not ranked:
             return GeneratorDelta()
         self.trust.learn(records)
-        feasible = [r for r in scored if r.feasible]
-        if feasible:
-            ranked = sorted(feasible, key=lambda r: -r.score)
-        else:
-            ranked = sorted(scored, key=lambda r: (self.requirements.violation(r.metrics or {}, only_known=True) or 0.0,
-                                                   -r.score))
-        k = max(2, min(max_elite, int(math.ceil(elite_fraction * len(ranked)))))
+        k = _elite_size(len(ranked), elite_fraction, max_elite)
         elite = [r.arch for r in ranked[:k]]
         weights = list(_rank_weights(len(elite)))
         if predicted:
@@ -238,6 +232,26 @@ class Inquisitor:
                     elite.append(arch)
                     weights.append(w * confidence)
         return self._delta_toward(generator, elite, np.array(weights), learning_rate)
+
+    def probe_suggestions(self, records: Sequence[Record], elite_fraction: float = 0.25,
+                          max_elite: int = 12) -> list[Architecture]:
+        """The networks the probes of the elite (as `generator_delta` ranks it) suggest, best
+        first. The engine offers them for screening beside θ_G's samples: training one tests its
+        source's advice directly (`ProbeTrust` judges it whatever the distance), where a sample of
+        θ_G almost never lands within a few decisions of a probed network."""
+        ranked = self._ranked_for_teaching(records)
+        suggestions = (self.suggested_architecture(r) for r in ranked[:_elite_size(len(ranked), elite_fraction, max_elite)])
+        return [s[0] for s in suggestions if s is not None]
+
+    def _ranked_for_teaching(self, records: Sequence[Record]) -> list[Record]:
+        """Trained records best first: the feasible ones by U, or, while none is feasible, all
+        of them by how far they miss 1_r (then by U)."""
+        scored = [r for r in records if r.score is not None]
+        feasible = [r for r in scored if r.feasible]
+        if feasible:
+            return sorted(feasible, key=lambda r: -r.score)
+        return sorted(scored, key=lambda r: (self.requirements.violation(r.metrics or {}, only_known=True) or 0.0,
+                                             -r.score))
 
     def suggested_architecture(self, record: Record) -> Optional[tuple[Architecture, float]]:
         """The record's network with every trusted probed decision set to its response target,
@@ -357,6 +371,11 @@ def copula(values: np.ndarray) -> np.ndarray:
     disconnected cell at chance accuracy) that would dominate a GP fitted on raw values; the
     transform keeps only the order, which is all the search needs (Salinas et al., 2020)."""
     return ndtri((rankdata(values) - 0.5) / len(values))
+
+
+def _elite_size(n: int, fraction: float, cap: int) -> int:
+    """How many of n ranked records form the elite: a fraction of them, at least 2, at most cap."""
+    return max(2, min(cap, int(math.ceil(fraction * n))))
 
 
 def _rank_weights(n: int) -> np.ndarray:

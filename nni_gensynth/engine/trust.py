@@ -3,9 +3,11 @@
 A probe response claims something about accuracy: "this layer's channels beyond 16 carry under 5%
 of its importance" (shrinking it to 16 keeps accuracy), or "this block carries a lot" (removing it
 loses accuracy). Whether such claims hold depends on the data, the recipe and the decision kind,
-so GenSynth learns it. After every trained network B it looks for the nearest earlier trained
-network A that was probed (B differs from A in at most `max_distance` active decisions) and checks
-each response of A on a decision where B differs:
+so GenSynth learns it. After every trained network B it looks for an earlier trained network A
+that was probed and that B tests: first one whose advice B follows (every decision B changed is
+one A's responses asked to change, moved toward their targets; the engine proposes such networks,
+`Inquisitor.probe_suggestions`), at any distance; else the nearest one (B differs from A in at
+most `max_distance` active decisions). It checks each response of A on a decision where B differs:
 
 - the response said "change toward t" and B moved toward t: the claim is that accuracy is kept,
   so it held if acc(B) >= acc(A) - tolerance;
@@ -78,11 +80,21 @@ class ProbeTrust:
             key = record.arch.hash
             if key not in self.judged:
                 self.judged.add(key)
-                parent = self._nearest(record.arch, probed)
+                parent = self._advised_by(record.arch, probed) or self._nearest(record.arch, probed)
                 if parent is not None:
                     self._judge(parent, record)
             if record.responses:
                 probed.append(record)
+
+    def _advised_by(self, arch: Architecture, candidates: Sequence[Any]) -> Optional[Any]:
+        """The newest candidate whose advice `arch` follows: it changed at least one decision,
+        and every one it changed toward the target of the candidate's response on it."""
+        by_name = {key_name(d.key): d for d in self.space.all_decisions}
+        for candidate in reversed(candidates):
+            differing = _differing(candidate.arch, arch)
+            if differing and all(self._claim(candidate, key, arch, by_name) == "keeps" for key in differing):
+                return candidate
+        return None
 
     def _nearest(self, arch: Architecture, candidates: Sequence[Any]) -> Optional[Any]:
         best, best_distance = None, self.max_distance + 1
@@ -97,20 +109,9 @@ class ProbeTrust:
         differing = _differing(parent.arch, child.arch)
         claims = []
         for key in differing:
-            name = key_name(key)
-            response = parent.responses.get(name) if isinstance(parent.responses, Mapping) else None
-            decision = by_name.get(name)
-            if not isinstance(response, Mapping) or "target" not in response or decision is None:
-                continue
-            old = _value(decision, parent.arch.as_dict().get(key, _MISSING))
-            new = _value(decision, child.arch.as_dict().get(key, _MISSING))
-            target = _as_option(decision, response["target"])
-            if target is None:
-                continue
-            if _same(target, old):
-                claims.append((name, "drops"))  # "keep it": changing it should cost accuracy
-            elif _toward(decision, old, new, target):
-                claims.append((name, "keeps"))  # "change it": moving toward t should keep accuracy
+            claim = self._claim(parent, key, child.arch, by_name)
+            if claim is not None:
+                claims.append((key_name(key), claim))
         if not claims:
             return
         lost = _accuracy(parent) - _accuracy(child)
@@ -122,6 +123,25 @@ class ProbeTrust:
                 record.held += credit
             else:
                 record.failed += credit
+
+    @staticmethod
+    def _claim(parent: Any, key: Any, child: Architecture, by_name: Mapping[str, Any]) -> Optional[str]:
+        """What the parent's response on decision `key` claims about the child's change of it:
+        "drops" (it said keep: changing it should cost accuracy), "keeps" (it said change, and
+        the child moved toward its target: accuracy should hold), or None (no claim)."""
+        name = key_name(key)
+        response = parent.responses.get(name) if isinstance(parent.responses, Mapping) else None
+        decision = by_name.get(name)
+        if not isinstance(response, Mapping) or "target" not in response or decision is None:
+            return None
+        old = _value(decision, parent.arch.as_dict().get(key, _MISSING))
+        new = _value(decision, child.as_dict().get(key, _MISSING))
+        target = _as_option(decision, response["target"])
+        if target is None:
+            return None
+        if _same(target, old):
+            return "drops"
+        return "keeps" if _toward(decision, old, new, target) else None
 
     def state_dict(self) -> dict:
         return {"kinds": {k: [r.held, r.failed] for k, r in self.kinds.items()}, "judged": sorted(self.judged)}
