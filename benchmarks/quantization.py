@@ -330,11 +330,9 @@ def markdown(result: dict) -> str:
 
 
 def host_facts() -> dict[str, Any]:
-    from nni_gensynth.device.system import installed_runtime
+    from nni_gensynth.device.system import cpu_model, installed_runtime
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "onnxruntime": installed_runtime("onnxruntime"),
+    return {"cpu": cpu_model() or platform.processor(), "cores": os.cpu_count(), "onnxruntime": installed_runtime("onnxruntime"),
             "litert": installed_runtime("litert"), "python": platform.python_version()}
 
 

@@ -32,6 +32,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -175,6 +176,17 @@ def run_arm(name: str, probing: bool, experiment: Experiment, budget: int, bar: 
         bar.set_postfix(arm=name, best="n/a" if best is None else f"{best:.2f}", refresh=False)
         bar.update(1)
     return tuner, held_out
+
+
+def host_facts() -> dict:
+    """The machine and libraries a run's figures belong to: the same seed trains to different
+    weights and times differently on another CPU, so runs are compared on one machine only."""
+    import torch
+
+    from nni_gensynth.device.system import cpu_model, installed_runtime
+
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "onnxruntime": installed_runtime("onnxruntime"), "litert": installed_runtime("litert")}
 
 
 def parameters_key(parameters: dict) -> str:
@@ -357,6 +369,7 @@ def arm_summary(engine: Any, generated: Optional[dict] = None) -> dict:
             generated["distinct_meeting_all_requirements_after_training"],
             "generated_distinct": None if generated is None else generated["distinct_networks"],
             "probed": len(responses),
+            "advice_tested": engine.inquisitor.trust.tested,  # trained networks that followed a probe's advice
             "block_responses": {"skip": block_targets.count("skip"), "keep": block_targets.count("keep")},
             "measured_on_both_backends": sum(1 for c in candidates
                                              if c["latency_ms"] is not None and c["litert_latency_ms"] is not None),
@@ -367,7 +380,6 @@ def arm_summary(engine: Any, generated: Optional[dict] = None) -> dict:
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
-    import os
     import tempfile
 
     from nni_gensynth.hardware.cache import cache_dir
@@ -390,8 +402,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The benchmark (see the module doc) with the measurement cache already chosen."""
-    import os
-
     from tqdm import tqdm
 
     from nni_gensynth.evaluator import Evaluator
@@ -429,7 +439,8 @@ def run(args: argparse.Namespace) -> int:
     settings = {"config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
                 "load_average": {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]},
                 "budget": budget, "seed": args.seed, "class_args": dict(experiment.class_args),
-                "evaluation": experiment.spec.as_dict(), "command": " ".join(["python"] + sys.argv)}
+                "evaluation": experiment.spec.as_dict(), "command": " ".join(["python"] + sys.argv),
+                "host": host_facts()}
     arms = {"probing": arm_summary(probing.engine, generated), "ablation": arm_summary(ablation.engine, generated_ablation)}
     summary = summarise(prototype, best, ablation_best, generated, requirements, settings, arms,
                         time.perf_counter() - started)

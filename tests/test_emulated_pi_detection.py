@@ -47,6 +47,16 @@ def test_a_real_board_and_a_32_bit_userland_are_not_emulated(tmp_path):
     assert emulation.detect(str(tmp_path / "nothing"), machine="aarch64") is None  # nothing readable: no evidence
 
 
+def test_device_info_names_the_cpu_model_so_results_from_different_machines_are_told_apart(tmp_path):
+    from nni_gensynth.device.system import cpu_model
+
+    assert cpu_model(proc_tree(tmp_path / "x86", "x86_64", X86_CPUINFO)) == "AMD EPYC"
+    pi = ARM_CPUINFO + "Hardware\t: BCM2835\nModel\t: Raspberry Pi 4 Model B Rev 1.4\n"
+    assert cpu_model(proc_tree(tmp_path / "pi", "aarch64", pi)) == "Raspberry Pi 4 Model B Rev 1.4"
+    assert cpu_model(proc_tree(tmp_path / "bare", "aarch64", ARM_CPUINFO)) is None
+    assert cpu_model(str(tmp_path / "nothing")) is None
+
+
 def test_this_host_is_not_emulated():
     out = subprocess.run([sys.executable, "-m", "nni_gensynth.device", "info"], capture_output=True, text=True,
                          timeout=60)

@@ -118,9 +118,13 @@ def test_a_network_that_follows_all_of_its_sources_advice_is_evidence_at_any_dis
         trust = ProbeTrust(SPACE)
         trust.learn([parent, record(accuracy, None, **advice)])
         assert (trust.trust("s1_width") > 0.5) is kept and (trust.trust("b1_block") > 0.5) is kept
+        assert trust.tested == 1
+        restored = ProbeTrust(SPACE)
+        restored.load_state_dict(trust.state_dict())
+        assert restored.tested == 1 and restored.summary() == trust.summary()
     wandering = ProbeTrust(SPACE)
     wandering.learn([parent, record(0.95, None, **dict(advice, s1_width=64))])  # 64: away from 16
-    assert wandering.summary() == {}
+    assert wandering.summary() == {} and wandering.tested == 0
 
 
 def test_the_engine_offers_the_probes_suggestion_for_screening_and_the_ablation_does_not():

@@ -369,6 +369,19 @@ def installed_runtime(backend: str) -> Optional[str]:
     return None
 
 
+def cpu_model(sysfs_root: str = "/") -> Optional[str]:
+    """The CPU's model name from /proc/cpuinfo ("model name", or "Model"/"Hardware" on some ARM
+    kernels); None when it is not there. Results from different CPUs are not comparable: the
+    same network times differently, and trains to different weights."""
+    text = read_text(sysfs_path(sysfs_root, "proc/cpuinfo")) or ""
+    for field in ("model name", "Model", "Hardware"):
+        for line in text.splitlines():
+            name, sep, value = line.partition(":")
+            if sep and name.strip() == field and value.strip():
+                return value.strip()
+    return None
+
+
 def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
     """What the device is: hostname, machine, cpu_count, python, OS, board model, memory, and
     whether it is emulated (``emulated``; ``emulation``: which emulator, and what shows it)."""
@@ -379,6 +392,7 @@ def device_info(sysfs_root: str = "/") -> Dict[str, Any]:
         "python": platform.python_version(),
         "system": platform.system(),
         "release": platform.release(),
+        "cpu": cpu_model(sysfs_root) or platform.processor() or None,
     }
     model = read_text(sysfs_path(sysfs_root, "proc/device-tree/model"))
     if model:

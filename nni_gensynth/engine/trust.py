@@ -61,6 +61,7 @@ class ProbeTrust:
     max_distance: int = DEFAULT_MAX_DISTANCE
     kinds: dict[str, KindRecord] = field(default_factory=dict)
     judged: set = field(default_factory=set)  # hashes of networks already used as evidence
+    tested: int = 0  # trained networks that followed a probed network's advice (judged at any distance)
 
     def trust(self, decision_name: str) -> float:
         """Trust in responses on this decision (by its kind; 0.5 without evidence)."""
@@ -80,7 +81,9 @@ class ProbeTrust:
             key = record.arch.hash
             if key not in self.judged:
                 self.judged.add(key)
-                parent = self._advised_by(record.arch, probed) or self._nearest(record.arch, probed)
+                parent = self._advised_by(record.arch, probed)
+                self.tested += parent is not None
+                parent = parent or self._nearest(record.arch, probed)
                 if parent is not None:
                     self._judge(parent, record)
             if record.responses:
@@ -144,7 +147,8 @@ class ProbeTrust:
         return "keeps" if _toward(decision, old, new, target) else None
 
     def state_dict(self) -> dict:
-        return {"kinds": {k: [r.held, r.failed] for k, r in self.kinds.items()}, "judged": sorted(self.judged)}
+        return {"kinds": {k: [r.held, r.failed] for k, r in self.kinds.items()}, "judged": sorted(self.judged),
+                "tested": self.tested}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore; entries that are not two finite non-negative numbers are skipped."""
@@ -156,6 +160,9 @@ class ProbeTrust:
                     self.kinds[kind] = KindRecord(held, failed)
         judged = state.get("judged") if isinstance(state, Mapping) else None
         self.judged.update(j for j in (judged or []) if isinstance(j, str))
+        tested = state.get("tested") if isinstance(state, Mapping) else None
+        if isinstance(tested, int) and not isinstance(tested, bool) and tested >= 0:
+            self.tested = tested
 
 
 def _accuracy(record: Any) -> Optional[float]:
