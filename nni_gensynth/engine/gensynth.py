@@ -155,6 +155,7 @@ class GenSynth:
         self._draws: Optional[np.ndarray] = None  # multi-objective: the EHVI's standard-normal draws
         self._front_cache: tuple[int, Any] = (-1, None)  # multi-objective: (data version, _front())
         self._suggestion_cache: tuple[Any, list[np.ndarray]] = (None, [])  # ((data version, cycles), rows)
+        self._probed = False  # whether any result carried probe responses (none do in plain HPO)
 
     # -- the loop -------------------------------------------------------------------------
     @_single_threaded
@@ -223,6 +224,7 @@ class GenSynth:
                                     arch.encode(), self.objective.metric)
         record = self.records.get(arch) or Record(arch)
         record.responses = responses
+        self._probed = self._probed or bool(responses)
         if score is None:
             self.failed.add(arch)
         else:
@@ -424,8 +426,8 @@ class GenSynth:
         """Value rows of the networks the elite's probe responses suggest (none in the ablation,
         `use_responses=False`): screened like any candidate, and when one is trained, the trust
         learns whether its source's advice held. Recomputed when the data or the trust changed."""
-        if not self.use_responses:
-            return []
+        if not (self.use_responses and self._probed):
+            return []  # without responses there is nothing to suggest: no per-ask cost at scale
         version = (self._data_version, len(self.cycles))
         if self._suggestion_cache[0] != version:
             archs = self._safely("reading the probes' suggestions",
