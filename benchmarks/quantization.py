@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,8 @@ from typing import Any, Callable, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.host import host_facts  # noqa: E402
 
 INPUT_SHAPE = (1, 3, 32, 32)
 BACKENDS = {"ort": "host-cpu", "litert": "host-tflite"}
@@ -327,13 +328,6 @@ def markdown(result: dict) -> str:
                   f"min; {result['host']['cores']} cores); {result['wall_minutes']} minutes. Command: "
                   f"`{result['command']}`."]
     return "\n".join(lines) + "\n"
-
-
-def host_facts() -> dict[str, Any]:
-    from nni_gensynth.device.system import cpu_model, installed_runtime
-
-    return {"cpu": cpu_model() or platform.processor(), "cores": os.cpu_count(), "onnxruntime": installed_runtime("onnxruntime"),
-            "litert": installed_runtime("litert"), "python": platform.python_version()}
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -42,6 +42,8 @@ from typing import Any, Iterator, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.host import host_facts  # noqa: E402
+
 DEFAULT_CONFIG = REPO / "examples" / "synthesis.yml"
 FIGURES = ("accuracy", "accuracy_low", "accuracy_high", "accuracy_n", "test_accuracy", "test_accuracy_low",
            "test_accuracy_high", "test_accuracy_n", "params", "macs", "latency_ms", "energy_mj", "energy_source",
@@ -176,17 +178,6 @@ def run_arm(name: str, probing: bool, experiment: Experiment, budget: int, bar: 
         bar.set_postfix(arm=name, best="n/a" if best is None else f"{best:.2f}", refresh=False)
         bar.update(1)
     return tuner, held_out
-
-
-def host_facts() -> dict:
-    """The machine and libraries a run's figures belong to: the same seed trains to different
-    weights and times differently on another CPU, so runs are compared on one machine only."""
-    import torch
-
-    from nni_gensynth.device.system import cpu_model, installed_runtime
-
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "onnxruntime": installed_runtime("onnxruntime"), "litert": installed_runtime("litert")}
 
 
 def parameters_key(parameters: dict) -> str:
