@@ -64,6 +64,10 @@ def test_without_evidence_trust_is_half_and_each_network_is_judged_once():
     restored.load_state_dict(before)
     assert restored.summary() == trust.summary()
     restored.load_state_dict({"kinds": {"width": [float("nan"), 1], "x": "junk"}, "judged": [3]})  # damage ignored
+    assert restored.summary() == trust.summary()
+    for hostile in (10**400, -1, True, float("nan"), "3", [1]):  # more tests than judged networks, or not a count
+        restored.load_state_dict({"tested": hostile})
+        assert restored.tested == trust.tested
 
 
 def test_distrusted_kinds_are_left_out_of_the_suggested_network():

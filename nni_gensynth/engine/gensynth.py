@@ -388,8 +388,9 @@ class GenSynth:
     def _pool_rows(self, include_ready: bool = True) -> np.ndarray:
         """Distinct candidates never proposed and not measured infeasible, as value rows: samples
         of θ_G, neighbours of the best feasible networks (half the pool once there are some), and
-        the networks the elite's probe responses suggest; with `include_ready`, also (up to the pool size) the untried ones screened ahead and
-        measured to meet the requirements, whose figures are known."""
+        the networks the elite's probe responses suggest; with `include_ready`, also (up to the
+        pool size) the untried ones screened ahead and measured to meet the requirements, whose
+        figures are known."""
         budget = self.pool_size
         ready = self._ready_rows(budget) if include_ready else []
         parents = self._elite(FRONT_PARENTS if self.objectives is not None else 5)

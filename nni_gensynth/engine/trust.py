@@ -62,6 +62,10 @@ class ProbeTrust:
     kinds: dict[str, KindRecord] = field(default_factory=dict)
     judged: set = field(default_factory=set)  # hashes of networks already used as evidence
     tested: int = 0  # trained networks that followed a probed network's advice (judged at any distance)
+    _decisions: dict = field(init=False, repr=False, compare=False)  # the space's decisions by name
+
+    def __post_init__(self) -> None:
+        self._decisions = {key_name(d.key): d for d in self.space.all_decisions}
 
     def trust(self, decision_name: str) -> float:
         """Trust in responses on this decision (by its kind; 0.5 without evidence)."""
@@ -73,46 +77,40 @@ class ProbeTrust:
         return {kind: round(record.trust, 4) for kind, record in sorted(self.kinds.items())}
 
     def learn(self, records: Sequence[Any]) -> None:
-        """Judge every trained, not yet judged record (in order) against its nearest earlier
-        probed record. `records` are the engine's Records (arch, score, metrics, responses)."""
+        """Judge every trained, not yet judged record (in order) against the earlier probed
+        record it tests (`_parent`). `records` are the engine's Records (arch, score, metrics, responses)."""
         trained = [r for r in records if r.score is not None and _accuracy(r) is not None]
         probed: list[Any] = []
         for record in trained:
             key = record.arch.hash
             if key not in self.judged:
                 self.judged.add(key)
-                parent = self._advised_by(record.arch, probed)
-                self.tested += parent is not None
-                parent = parent or self._nearest(record.arch, probed)
+                parent, advised = self._parent(record.arch, probed)
+                self.tested += advised
                 if parent is not None:
                     self._judge(parent, record)
             if record.responses:
                 probed.append(record)
 
-    def _advised_by(self, arch: Architecture, candidates: Sequence[Any]) -> Optional[Any]:
-        """The newest candidate whose advice `arch` follows: it changed at least one decision,
-        and every one it changed toward the target of the candidate's response on it."""
-        by_name = {key_name(d.key): d for d in self.space.all_decisions}
+    def _parent(self, arch: Architecture, candidates: Sequence[Any]) -> tuple[Optional[Any], bool]:
+        """The probed candidate `arch` is judged against, and whether `arch` followed its advice:
+        the newest candidate whose advice it follows (it changed at least one decision, and every
+        one toward the target of the candidate's response on it), at any distance; else the
+        nearest within `max_distance` decisions (the oldest of equally near ones); else None."""
+        nearest, nearest_distance = None, self.max_distance
         for candidate in reversed(candidates):
             differing = _differing(candidate.arch, arch)
-            if differing and all(self._claim(candidate, key, arch, by_name) == "keeps" for key in differing):
-                return candidate
-        return None
-
-    def _nearest(self, arch: Architecture, candidates: Sequence[Any]) -> Optional[Any]:
-        best, best_distance = None, self.max_distance + 1
-        for candidate in candidates:
-            distance = len(_differing(candidate.arch, arch))
-            if 0 < distance < best_distance:
-                best, best_distance = candidate, distance
-        return best
+            if differing and all(self._claim(candidate, key, arch) == "keeps" for key in differing):
+                return candidate, True
+            if 0 < len(differing) <= nearest_distance:
+                nearest, nearest_distance = candidate, len(differing)
+        return nearest, False
 
     def _judge(self, parent: Any, child: Any) -> None:
-        by_name = {key_name(d.key): d for d in self.space.all_decisions}
         differing = _differing(parent.arch, child.arch)
         claims = []
         for key in differing:
-            claim = self._claim(parent, key, child.arch, by_name)
+            claim = self._claim(parent, key, child.arch)
             if claim is not None:
                 claims.append((key_name(key), claim))
         if not claims:
@@ -127,14 +125,13 @@ class ProbeTrust:
             else:
                 record.failed += credit
 
-    @staticmethod
-    def _claim(parent: Any, key: Any, child: Architecture, by_name: Mapping[str, Any]) -> Optional[str]:
+    def _claim(self, parent: Any, key: Any, child: Architecture) -> Optional[str]:
         """What the parent's response on decision `key` claims about the child's change of it:
         "drops" (it said keep: changing it should cost accuracy), "keeps" (it said change, and
         the child moved toward its target: accuracy should hold), or None (no claim)."""
         name = key_name(key)
         response = parent.responses.get(name) if isinstance(parent.responses, Mapping) else None
-        decision = by_name.get(name)
+        decision = self._decisions.get(name)
         if not isinstance(response, Mapping) or "target" not in response or decision is None:
             return None
         old = _value(decision, parent.arch.as_dict().get(key, _MISSING))
@@ -151,7 +148,8 @@ class ProbeTrust:
                 "tested": self.tested}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restore; entries that are not two finite non-negative numbers are skipped."""
+        """Restore; kinds that are not two finite non-negative numbers are skipped, and a `tested`
+        count that is not an integer between 0 and the number of judged networks is ignored."""
         kinds = state.get("kinds") if isinstance(state, Mapping) else None
         for kind, pair in (kinds or {}).items():
             if isinstance(kind, str) and isinstance(pair, (list, tuple)) and len(pair) == 2:
@@ -161,8 +159,8 @@ class ProbeTrust:
         judged = state.get("judged") if isinstance(state, Mapping) else None
         self.judged.update(j for j in (judged or []) if isinstance(j, str))
         tested = state.get("tested") if isinstance(state, Mapping) else None
-        if isinstance(tested, int) and not isinstance(tested, bool) and tested >= 0:
-            self.tested = tested
+        if isinstance(tested, int) and not isinstance(tested, bool) and 0 <= tested <= len(self.judged):
+            self.tested = tested  # each judged network tested advice at most once
 
 
 def _accuracy(record: Any) -> Optional[float]:
