@@ -147,3 +147,22 @@ def test_the_engine_offers_the_probes_suggestion_for_screening_and_the_ablation_
     assert suggested not in {row.tobytes() for row in probing._pool_rows()}  # once tried, never again
     ablation = engine_after_one_probed_result(False)
     assert ablation._suggested_rows() == []
+
+
+def test_advice_that_breaks_the_accuracy_requirement_did_not_keep_accuracy():
+    """With a bar of 0.98 a "shrink" claim holds while the child stays within the parent's headroom
+    above the bar: 0.9889 -> 0.9833 kept it; 0.9833 -> 0.9749 lost 0.84 points and the requirement,
+    though 1 point (the tolerance without a bar) would have judged it held. The inquisitor takes
+    the bar from the requirements; a trial reporting percent is judged on the same scale."""
+    def judged(bar, parent_acc, child_acc):
+        trust = ProbeTrust(SPACE, accuracy_bar=bar)
+        trust.learn([record(parent_acc, RESPONSES), record(child_acc, None, s1_width=16)])
+        return trust.trust("s1_width")
+
+    assert judged(0.98, 0.9889, 0.9833) > 0.5 and judged(None, 0.9889, 0.9833) > 0.5
+    assert judged(0.98, 0.9833, 0.9749) < 0.5 and judged(None, 0.9833, 0.9749) > 0.5
+    assert judged(98.0, 98.33, 97.49) < 0.5 and judged(98.0, 98.89, 98.33) > 0.5
+    assert judged(0.99, 0.9833, 0.9833) > 0.5  # a parent below the bar: only no loss keeps it
+    assert judged(0.99, 0.9833, 0.9830) < 0.5
+    assert Inquisitor(SPACE, Requirements({"accuracy": {"min": 0.98}, "latency_ms": {"max": 5}})).trust.accuracy_bar == 0.98
+    assert Inquisitor(SPACE, Requirements({"latency_ms": {"max": 5}})).trust.accuracy_bar is None

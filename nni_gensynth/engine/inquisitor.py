@@ -25,7 +25,7 @@ from scipy.stats import rankdata
 from .generator import Generator, GeneratorDelta
 from .front import Objectives
 from .metrics import finite_float
-from .objective import MAXIMIZE, NETSCORE_COST, Objective, Requirements
+from .objective import ACCURACY, MAXIMIZE, NETSCORE_COST, Objective, Requirements
 from .space import Architecture, ChoiceDecision, SearchSpace, SearchSpaceError, key_name
 from .surrogate import GaussianProcess
 from .trust import ProbeTrust
@@ -62,7 +62,8 @@ class Inquisitor:
                                  if not _shares_requirement_model(o, self.metric_models)}
         self._log_scale: dict[str, bool] = {}
         self.best_z: Optional[float] = None  # best feasible U on the copula scale
-        self.trust = ProbeTrust(space)  # how far each kind of probe response has proved right
+        # how far each kind of probe response has proved right, judged against the accuracy the user needs
+        self.trust = ProbeTrust(space, accuracy_bar=requirements.minimum(ACCURACY))
         self.max_u_points = MAX_U_POINTS
         self._feature_cache: dict[Architecture, np.ndarray] = {}
 

@@ -22,6 +22,8 @@ from .metrics import finite_float
 UPPER_SUFFIX = "_upper"
 LOWER_SUFFIX = "_lower"
 
+ACCURACY = "accuracy"  # the metric a trial reports its validation accuracy as (fraction or percent)
+
 MAXIMIZE = "maximize"
 MINIMIZE = "minimize"
 
@@ -98,7 +100,7 @@ class Objective:
     def inputs(self) -> tuple[str, ...]:
         """The metric keys U reads (the metric itself, and what a derived objective is computed from)."""
         if self.metric in NETSCORE_COST:
-            return (self.metric, "accuracy", "params", NETSCORE_COST[self.metric][0])
+            return (self.metric, ACCURACY, "params", NETSCORE_COST[self.metric][0])
         return (self.metric,)
 
     def value(self, metrics: Mapping[str, Any]) -> Optional[float]:
@@ -108,7 +110,7 @@ class Objective:
             return finite_float(metrics[self.metric])
         if self.metric in NETSCORE_COST:
             cost, unit_log10 = NETSCORE_COST[self.metric]
-            return netscore_db(metrics.get("accuracy"), metrics.get("params"), metrics.get(cost), unit_log10)
+            return netscore_db(metrics.get(ACCURACY), metrics.get("params"), metrics.get(cost), unit_log10)
         return None
 
     def score(self, metrics: Mapping[str, Any]) -> Optional[float]:
@@ -146,6 +148,11 @@ class Requirements:
     def metrics(self) -> tuple[str, ...]:
         """Names of the metrics the requirements read."""
         return tuple(b.metric for b in self.bounds)
+
+    def minimum(self, metric: str) -> Optional[float]:
+        """The highest `min` the requirements set on `metric` (None when none does)."""
+        mins = [b.min for b in self.bounds if b.metric == metric and b.min is not None]
+        return max(mins) if mins else None
 
     def to_config(self) -> dict[str, dict[str, float]]:
         """The constraints mapping this object was built from (normalised)."""

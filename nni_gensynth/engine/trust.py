@@ -14,6 +14,12 @@ most `max_distance` active decisions). It checks each response of A on a decisio
 - the response said "keep" (t is A's own value) and B changed it anyway: the claim is that
   accuracy drops, so it held if acc(B) < acc(A) - tolerance.
 
+"Kept" means kept as far as the user needs it: with an accuracy requirement (`accuracy_bar`, its
+`min`), the tolerance is A's headroom above that bar (none when A is below it), and never more
+than `tolerance` (1 point). Advice that takes a network from meeting the bar to missing it did not
+keep accuracy, however small the step: at a 0.5-point bar, a 1-point allowance would judge a
+0.84-point loss that broke the requirement "held".
+
 B's outcome is shared among the decisions it changed (credit 1/m each). Per decision kind (the
 last part of a decision's name: `b3_expansion` -> `expansion`, `s2_width` -> `width`,
 `b5_block` -> `block`) the record is a Beta(1 + held, 1 + failed) posterior; `trust(kind)` is its
@@ -27,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from .metrics import finite_float
+from .objective import ACCURACY, accuracy_percent
 from .space import Architecture, ChoiceDecision, SearchSpace, key_name
 
-ACCURACY = "accuracy"
 DEFAULT_TOLERANCE = 0.01  # accuracy (fraction) a "keeps accuracy" claim may lose and still hold
 DEFAULT_MAX_DISTANCE = 4  # decisions B may differ from A in and still be evidence
 
@@ -58,6 +64,7 @@ class ProbeTrust:
 
     space: SearchSpace
     tolerance: float = DEFAULT_TOLERANCE
+    accuracy_bar: Optional[float] = None  # the accuracy requirement's min, when there is one (fraction or percent)
     max_distance: int = DEFAULT_MAX_DISTANCE
     kinds: dict[str, KindRecord] = field(default_factory=dict)
     judged: set = field(default_factory=set)  # hashes of networks already used as evidence
@@ -116,14 +123,23 @@ class ProbeTrust:
         if not claims:
             return
         lost = _accuracy(parent) - _accuracy(child)
+        tolerance = self.tolerance_for(_accuracy(parent))
         credit = 1.0 / len(differing)
         for name, claim in claims:
-            held = lost <= self.tolerance if claim == "keeps" else lost > self.tolerance
+            held = lost <= tolerance if claim == "keeps" else lost > tolerance
             record = self.kinds.setdefault(decision_kind(name), KindRecord())
             if held:
                 record.held += credit
             else:
                 record.failed += credit
+
+    def tolerance_for(self, parent_accuracy: float) -> float:
+        """The accuracy a child of a network this accurate may lose and still count as "kept":
+        `tolerance`, capped at the parent's headroom above `accuracy_bar` (0 when below it)."""
+        if self.accuracy_bar is None:
+            return self.tolerance
+        bar = accuracy_percent(self.accuracy_bar) / 100.0  # on the fraction scale, like `_accuracy`
+        return min(self.tolerance, max(parent_accuracy - bar, 0.0))
 
     def _claim(self, parent: Any, key: Any, child: Architecture) -> Optional[str]:
         """What the parent's response on decision `key` claims about the child's change of it:
@@ -164,7 +180,9 @@ class ProbeTrust:
 
 
 def _accuracy(record: Any) -> Optional[float]:
-    return finite_float((record.metrics or {}).get(ACCURACY))
+    """The record's accuracy as a fraction (a trial may report percent: 98.3 -> 0.983)."""
+    accuracy = finite_float((record.metrics or {}).get(ACCURACY))
+    return None if accuracy is None else accuracy_percent(accuracy) / 100.0
 
 
 def _differing(a: Architecture, b: Architecture) -> list:
