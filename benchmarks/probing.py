@@ -25,7 +25,9 @@ paired difference and the matched-pairs rank-biserial correlation as effect size
 - trainings until the first feasible network (lower is better; none = budget + 1),
 - feasible fraction of the trained candidates,
 - share of the taught generator's networks that meet every requirement after training.
-Writes `<out-dir>/<setting>.md` and `<setting>.json`.
+Writes `<out-dir>/<setting>.md`, `<setting>.json` and `<setting>.png` (one panel per measure, a
+line per seed from its ablation to its probing value: a line rising to the right favours probing
+where higher is better).
 """
 from __future__ import annotations
 
@@ -172,6 +174,41 @@ def table(runs: dict[int, dict]) -> tuple[str, dict]:
     return "\n".join(lines), tests
 
 
+def paired_plot(runs: dict[int, dict], path: Path, title: str) -> Path:
+    """One panel per measure: each seed a line from the ablation's value to the probing arm's
+    (green when it favours probing, red when the ablation, grey when tied); a missing value
+    (no feasible network) is drawn at the bottom of its panel and marked 'none'."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(4 * len(MEASURES), 4.2))
+    for ax, (key, label, larger) in zip(axes, MEASURES):
+        pairs = {seed: (arm_measures(r, "ablation")[key], arm_measures(r, "probing")[key]) for seed, r in runs.items()}
+        present = [v for pair in pairs.values() for v in pair if v is not None]
+        floor = (min(present) - 0.1 * (max(present) - min(present) or 1.0)) if present else 0.0
+        for i, (seed, (ablation, probing)) in enumerate(sorted(pairs.items())):
+            (gap,) = paired_differences([(probing, ablation)], larger)
+            colour = "tab:green" if gap > 0 else "tab:red" if gap < 0 else "grey"
+            ys = [floor if v is None else v for v in (ablation, probing)]
+            shift = 0.05 * (i - (len(pairs) - 1) / 2)  # tied seeds side by side, not on top of each other
+            ax.plot([shift, 1 + shift], ys, marker="o", color=colour, alpha=0.8)
+            ax.annotate(str(seed), (1 + shift, ys[1]), xytext=(3, 0), textcoords="offset points", fontsize=7,
+                        va="center")
+        if any(v is None for pair in pairs.values() for v in pair):
+            ax.axhline(floor, color="black", linewidth=0.5, linestyle=":")
+            ax.annotate("none", (0.5, floor), xytext=(0, 3), textcoords="offset points", fontsize=7, ha="center")
+        ax.set_xticks([0, 1], ["ablation", "probing"])
+        ax.set_xlim(-0.4, 1.45)
+        ax.set_title(f"{label}\n({'higher' if larger else 'lower'} is better)", fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,6 +226,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         {"setting": args.setting, "seeds": args.seeds, "tests": tests,
          "per_seed": {seed: {"probing": arm_measures(r, "probing"), "ablation": arm_measures(r, "ablation")}
                       for seed, r in runs.items()}}, indent=1, default=str) + "\n", encoding="utf-8")
+    paired_plot(runs, args.out_dir / f"{args.setting}.png", f"Probing vs ablation, setting {args.setting}, "
+                f"seeds {', '.join(map(str, sorted(runs)))} (a line per seed)")
     print(text)
     return 0
 

@@ -121,3 +121,20 @@ def test_constraints_can_be_changed_for_a_harder_setting():
     hard = Experiment(DEFAULT_CONFIG, seed=0, epochs=None, constraints=[("macs", "max", "prototype / 30")])
     assert hard.class_args["constraints"]["macs"] == {"max": "prototype / 30"}
     assert hard.class_args["constraints"]["latency_ms"] == {"max": "prototype / 4"}
+
+
+def test_the_probing_comparison_tables_and_plots_recorded_seeds_without_running_them(tmp_path):
+    """Seeds whose files exist are read, not run: the checked-in hard seeds give the table, the
+    paired test and a plot with a panel per measure."""
+    import json
+    import shutil
+
+    from benchmarks.probing import REPO, main
+
+    for seed in (0, 1):
+        shutil.copy(REPO / "benchmarks" / "results" / "probing" / f"hard-seed{seed}.json", tmp_path)
+    assert main(["--seeds", "0-1", "--setting", "hard", "--out-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "hard.md").read_text(encoding="utf-8")
+    assert "| 0 |" in text and "| 1 |" in text and "| Wilcoxon (probing vs ablation) |" in text
+    assert json.loads((tmp_path / "hard.json").read_text(encoding="utf-8"))["seeds"] == [0, 1]
+    assert (tmp_path / "hard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
