@@ -146,13 +146,19 @@ def _fmt(value: Optional[float], spec: str = ".2f") -> str:
     return "none" if value is None else format(value, spec)
 
 
-def table(runs: dict[int, dict]) -> tuple[str, dict]:
-    """Markdown table (per seed, median, test) and the tests as data."""
+def seed_measures(runs: dict[int, dict]) -> dict[int, dict[str, dict]]:
+    """Per seed, each arm's four measures ({"probing": ..., "ablation": ...}), computed once for the
+    table, the JSON and the plot."""
+    return {seed: {arm: arm_measures(run, arm) for arm in ("probing", "ablation")} for seed, run in runs.items()}
+
+
+def table(per_seed: dict[int, dict[str, dict]]) -> tuple[str, dict]:
+    """Markdown table (per seed, median, test) and the tests as data, from `seed_measures`."""
     header = "| seed | " + " | ".join(f"{label}: probing / ablation" for _, label, _ in MEASURES) + " |"
     lines = [header, "|---|" + "---|" * len(MEASURES)]
     columns: dict[str, list] = {key: [] for key, _, _ in MEASURES}
-    for seed, run in sorted(runs.items()):
-        probing, ablation = arm_measures(run, "probing"), arm_measures(run, "ablation")
+    for seed, arms in sorted(per_seed.items()):
+        probing, ablation = arms["probing"], arms["ablation"]
         cells = []
         for key, _, _ in MEASURES:
             columns[key].append((probing[key], ablation[key]))
@@ -174,7 +180,7 @@ def table(runs: dict[int, dict]) -> tuple[str, dict]:
     return "\n".join(lines), tests
 
 
-def paired_plot(runs: dict[int, dict], path: Path, title: str) -> Path:
+def paired_plot(per_seed: dict[int, dict[str, dict]], path: Path, title: str) -> Path:
     """One panel per measure: each seed a line from the ablation's value to the probing arm's
     (green when it favours probing, red when the ablation, grey when tied); a missing value
     (no feasible network) is drawn at the bottom of its panel and marked 'none'."""
@@ -184,7 +190,7 @@ def paired_plot(runs: dict[int, dict], path: Path, title: str) -> Path:
 
     fig, axes = plt.subplots(1, len(MEASURES), figsize=(4 * len(MEASURES), 4.2))
     for ax, (key, label, larger) in zip(axes, MEASURES):
-        pairs = {seed: (arm_measures(r, "ablation")[key], arm_measures(r, "probing")[key]) for seed, r in runs.items()}
+        pairs = {seed: (arms["ablation"][key], arms["probing"][key]) for seed, arms in per_seed.items()}
         present = [v for pair in pairs.values() for v in pair if v is not None]
         floor = (min(present) - 0.1 * (max(present) - min(present) or 1.0)) if present else 0.0
         for i, (seed, (ablation, probing)) in enumerate(sorted(pairs.items())):
@@ -212,8 +218,8 @@ def paired_plot(runs: dict[int, dict], path: Path, title: str) -> Path:
 def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    runs = {seed: run_seed(seed, args) for seed in args.seeds}
-    markdown, tests = table(runs)
+    per_seed = seed_measures({seed: run_seed(seed, args) for seed in args.seeds})
+    markdown, tests = table(per_seed)
     verdicts = []
     for key, label, _ in MEASURES:
         t = tests[key]
@@ -224,10 +230,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     (args.out_dir / f"{args.setting}.md").write_text(text + "\n", encoding="utf-8")
     (args.out_dir / f"{args.setting}.json").write_text(json.dumps(
         {"setting": args.setting, "seeds": args.seeds, "tests": tests,
-         "per_seed": {seed: {"probing": arm_measures(r, "probing"), "ablation": arm_measures(r, "ablation")}
-                      for seed, r in runs.items()}}, indent=1, default=str) + "\n", encoding="utf-8")
-    paired_plot(runs, args.out_dir / f"{args.setting}.png", f"Probing vs ablation, setting {args.setting}, "
-                f"seeds {', '.join(map(str, sorted(runs)))} (a line per seed)")
+         "per_seed": per_seed}, indent=1, default=str) + "\n", encoding="utf-8")
+    paired_plot(per_seed, args.out_dir / f"{args.setting}.png", f"Probing vs ablation, setting {args.setting}, "
+                f"seeds {', '.join(map(str, sorted(per_seed)))} (a line per seed)")
     print(text)
     return 0
 
