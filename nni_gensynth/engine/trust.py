@@ -122,8 +122,9 @@ class ProbeTrust:
                 claims.append((key_name(key), claim))
         if not claims:
             return
-        lost = _accuracy(parent) - _accuracy(child)
-        tolerance = self.tolerance_for(_accuracy(parent))
+        parent_accuracy = _accuracy(parent)
+        lost = parent_accuracy - _accuracy(child)
+        tolerance = self.tolerance_for(parent_accuracy)
         credit = 1.0 / len(differing)
         for name, claim in claims:
             held = lost <= tolerance if claim == "keeps" else lost > tolerance
