@@ -164,5 +164,10 @@ def test_advice_that_breaks_the_accuracy_requirement_did_not_keep_accuracy():
     assert judged(98.0, 98.33, 97.49) < 0.5 and judged(98.0, 98.89, 98.33) > 0.5
     assert judged(0.99, 0.9833, 0.9833) > 0.5  # a parent below the bar: only no loss keeps it
     assert judged(0.99, 0.9833, 0.9830) < 0.5
+    for hostile in (10**400, float("nan"), float("inf"), 1e308, 150.0, -5.0, "0.9", [1], None):  # no evidence
+        trust = ProbeTrust(SPACE, accuracy_bar=0.98)
+        child = Record(SPACE.from_parameters({**PARENT, "s1_width": 16}), score=0.9, metrics={"accuracy": hostile})
+        trust.learn([record(0.99, RESPONSES), child])
+        assert trust.summary() == {} and trust.tested == 0
     assert Inquisitor(SPACE, Requirements({"accuracy": {"min": 0.98}, "latency_ms": {"max": 5}})).trust.accuracy_bar == 0.98
     assert Inquisitor(SPACE, Requirements({"latency_ms": {"max": 5}})).trust.accuracy_bar is None

@@ -181,9 +181,12 @@ class ProbeTrust:
 
 
 def _accuracy(record: Any) -> Optional[float]:
-    """The record's accuracy as a fraction (a trial may report percent: 98.3 -> 0.983)."""
+    """The record's accuracy as a fraction (a trial may report percent: 98.3 -> 0.983); None when
+    it is missing or not in [0, 100 %] (such a record is no evidence)."""
     accuracy = finite_float((record.metrics or {}).get(ACCURACY))
-    return None if accuracy is None else accuracy_percent(accuracy) / 100.0
+    if accuracy is None or accuracy < 0 or accuracy_percent(accuracy) > 100.0:
+        return None
+    return accuracy_percent(accuracy) / 100.0
 
 
 def _differing(a: Architecture, b: Architecture) -> list:
