@@ -38,6 +38,16 @@ def accuracy_percent(accuracy: float) -> float:
     return accuracy * 100.0 if accuracy <= 1.0 else float(accuracy)
 
 
+def accuracy_in_range(accuracy: Any) -> Optional[float]:
+    """Accuracy in percent (fraction or percent as `accuracy_percent` reads it) when it is a finite
+    number in [0, 100 %]; None otherwise (no score and no evidence can come from it)."""
+    a = finite_float(accuracy)
+    if a is None or a < 0:
+        return None
+    a = accuracy_percent(a)
+    return a if a <= 100.0 else None
+
+
 def netscore(accuracy: float, params: float, macs: float,
              alpha: float = 2.0, beta: float = 0.5, gamma: float = 0.5) -> float:
     """NetScore Ω in dB from accuracy (fraction or %), a parameter count and a MAC count.
@@ -69,11 +79,8 @@ def netscore_db(accuracy: Any, params: Any, cost: Any, cost_unit_log10: int,
 
     A sum of logarithms, so it is finite for every input it accepts, where the quotient of
     powers would overflow (an accuracy of 1e200) or underflow (a latency of 1e-320)."""
-    a, p, m = finite_float(accuracy), finite_float(params), finite_float(cost)
+    a, p, m = accuracy_in_range(accuracy), finite_float(params), finite_float(cost)
     if a is None or p is None or m is None or a <= 0 or p <= 0 or m <= 0:
-        return None
-    a = accuracy_percent(a)
-    if a > 100.0:
         return None
     log_p, log_m = math.log10(p) - 6, math.log10(m) - cost_unit_log10
     return 20.0 * (alpha * math.log10(a) - beta * log_p - gamma * log_m)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 from .metrics import finite_float
-from .objective import ACCURACY, accuracy_percent
+from .objective import ACCURACY, accuracy_in_range, accuracy_percent
 from .space import Architecture, ChoiceDecision, SearchSpace, key_name
 
 DEFAULT_TOLERANCE = 0.01  # accuracy (fraction) a "keeps accuracy" claim may lose and still hold
@@ -183,10 +183,8 @@ class ProbeTrust:
 def _accuracy(record: Any) -> Optional[float]:
     """The record's accuracy as a fraction (a trial may report percent: 98.3 -> 0.983); None when
     it is missing or not in [0, 100 %] (such a record is no evidence)."""
-    accuracy = finite_float((record.metrics or {}).get(ACCURACY))
-    if accuracy is None or accuracy < 0 or accuracy_percent(accuracy) > 100.0:
-        return None
-    return accuracy_percent(accuracy) / 100.0
+    percent = accuracy_in_range((record.metrics or {}).get(ACCURACY))
+    return None if percent is None else percent / 100.0
 
 
 def _differing(a: Architecture, b: Architecture) -> list:
