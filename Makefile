@@ -37,7 +37,7 @@ demo-pi: setup system-deps
 	$(BIN)/python scripts/emulated_pi.py run -- $(BIN)/python -m nni_gensynth.demo --config examples/gensynth-emulated-pi.yml
 
 test: setup system-deps emulated-pi
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=20 tests
 
 benchmarks: setup
 	$(BIN)/python benchmarks/measure.py

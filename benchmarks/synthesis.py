@@ -226,15 +226,11 @@ def side_by_side(evaluator: Any, networks: dict[str, dict]) -> dict[str, dict]:
 def generate(tuner: Any, evaluator: Any, args: argparse.Namespace, bar: Any) -> dict:
     """The taught generator's networks: distinct ones, each checked against every requirement."""
     engine, requirements = tuner.engine, tuner.requirements
-    # distinct parameter dicts can build the same network (a skipped block's settings): ask for
-    # more and keep the first `--generate` distinct networks
-    archs = engine.generate(2 * args.generate)
     networks: dict[str, dict] = {}
+    archs = engine.generate(args.generate)  # distinct trainings, so distinct networks
     for arch in archs:
         params = engine.space.to_parameters(arch)
         key = evaluator.build(params).network_key
-        if key in networks or len(networks) >= args.generate:
-            continue
         known = dict(engine.records[arch].metrics) if arch in engine.records else {}
         known.update(engine.measurements.get(arch, {}))
         entry = {"arch": key, "parameters": params, "trained_in_search": "accuracy" in known,
@@ -360,6 +356,7 @@ def arm_summary(engine: Any, generated: Optional[dict] = None) -> dict:
             generated["distinct_meeting_all_requirements_after_training"],
             "generated_distinct": None if generated is None else generated["distinct_networks"],
             "probed": len(responses),
+            "twins_skipped": engine.twins_skipped,  # candidates not trained: they train as one already trained
             "advice_tested": engine.inquisitor.trust.tested,  # trained networks that followed a probe's advice
             "block_responses": {"skip": block_targets.count("skip"), "keep": block_targets.count("keep")},
             "measured_on_both_backends": sum(1 for c in candidates

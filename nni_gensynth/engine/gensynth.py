@@ -11,6 +11,11 @@ measured on the device *before* training until one meets the requirements (at mo
 the generator applies. `generate(n)` asks the taught generator for n distinct networks that
 meet 1_r by measurement.
 
+A network is trained once: when the profiler names what training a candidate would be (its
+`training_key`: the layers built and the recipe), a candidate that trains as one already
+proposed or trained — two parameter dicts that build the same layers, e.g. a different pair of
+prototype blocks kept at equal widths — is skipped (`twins_skipped`), not trained again.
+
 Nothing a trial or a device sends can make `ask` or `tell` raise (an exception in an NNI tuner
 callback kills the dispatcher thread and hangs the experiment): results and measurements are
 validated where they enter (`metrics.clean_metrics`), a result without a usable U is a recorded
@@ -33,7 +38,7 @@ from .front import (EHVI_SAMPLES, Objectives, expected_hv_improvement, front_poi
 from .generator import Generator
 from .hypervolume import hypervolume, non_dominated
 from .inquisitor import Inquisitor, Record, categorical_mask
-from .metrics import MAX_METRICS, RESPONSES_KEY, clean_metrics, finite_float, parse_responses, short_repr
+from .metrics import MAX_METRICS, RESPONSES_KEY, TRAINING_KEY, clean_metrics, finite_float, parse_responses, short_repr
 from .objective import Objective, Requirements
 from .space import Architecture, ChoiceDecision, SearchSpace
 from .state import StateError, json_safe
@@ -156,6 +161,9 @@ class GenSynth:
         self._front_cache: tuple[int, Any] = (-1, None)  # multi-objective: (data version, _front())
         self._suggestion_cache: tuple[Any, list[np.ndarray]] = (None, [])  # ((data version, cycles), rows)
         self._probed = False  # whether any result carried probe responses (none do in plain HPO)
+        self._claims: dict[str, Architecture] = {}  # training key -> the network proposed or trained under it
+        self._twins: set[Architecture] = set()  # candidates skipped: they train as a claimed network
+        self.twins_skipped = 0
 
     # -- the loop -------------------------------------------------------------------------
     @_single_threaded
@@ -170,6 +178,7 @@ class GenSynth:
             arch = self._fallback_proposal()
         self.pending.add(arch)
         self._exclude(arch)
+        self._claim_training(arch)
         return arch
 
     @_single_threaded
@@ -234,6 +243,7 @@ class GenSynth:
         self.records[arch] = record
         self._measured_only.pop(arch, None)
         self._exclude(arch)
+        self._claim_training(arch)
         self._data_version += 1
 
     def knows(self, arch: Architecture) -> bool:
@@ -321,6 +331,34 @@ class GenSynth:
     def _pre_training_feasible(self, measured: Mapping[str, Any]) -> bool:
         return self.requirements.is_met(measured, only_known=True) is not False
 
+    # -- twins: a network is trained once --------------------------------------------------------
+    def _training_key(self, arch: Architecture) -> Optional[str]:
+        """What training `arch` would be (TRAINING_KEY of its measurement or result), if known."""
+        for known in (self.measurements.get(arch), self.records[arch].metrics if arch in self.records else None):
+            key = (known or {}).get(TRAINING_KEY)
+            if isinstance(key, str) and key:
+                return key
+        return None
+
+    def _claim_training(self, arch: Architecture) -> None:
+        """`arch` is proposed or trained: its training key is taken (the first claim stays)."""
+        key = self._training_key(arch)
+        if key is not None:
+            self._claims.setdefault(key, arch)
+
+    def _skip_twin(self, arch: Architecture) -> bool:
+        """Whether `arch` trains as another network already proposed or trained; if so it is kept
+        out of every later pool and counted once in `twins_skipped`."""
+        key = self._training_key(arch)
+        holder = self._claims.get(key) if key is not None else None
+        if holder is None or holder == arch:
+            return False
+        if arch not in self._twins:
+            self._twins.add(arch)
+            self.twins_skipped += 1
+            self._exclude(arch)
+        return True
+
     # -- choosing -----------------------------------------------------------------------------
     def _choose(self) -> Architecture:
         if self.prototype is not None and not self.records and not self.pending:
@@ -340,6 +378,8 @@ class GenSynth:
             if rescored is not None and rescored[0] >= acquisition[j]:
                 return rescored[1]  # its value with measured figures beats every prediction left
             if arch in self.measurements:
+                if self._skip_twin(arch):
+                    continue
                 return arch  # measured earlier and feasible (infeasible ones never enter the pool)
             if calls >= allowance:
                 break
@@ -348,7 +388,7 @@ class GenSynth:
             measured = self.measure(arch)
             if measured is None:
                 return arch
-            if not self._pre_training_feasible(measured):
+            if not self._pre_training_feasible(measured) or self._skip_twin(arch):
                 continue
             if acquisition is None:
                 return arch
@@ -759,7 +799,8 @@ class GenSynth:
 
     @_single_threaded
     def generate(self, n: int, max_profiler_calls: Optional[int] = None) -> list[Architecture]:
-        """n distinct networks from the taught generator, those most likely to meet every
+        """n distinct networks from the taught generator (distinct trainings too: of candidates
+        the profiler names as training alike, the first is kept), those most likely to meet every
         requirement first, each meeting 1_r by measurement.
 
         Candidates: the trained networks that met 1_r (best U first: known to meet it), then
@@ -773,6 +814,7 @@ class GenSynth:
             raise ValueError(f"n must be at least 1, got {n}")
         budget = 20 * n if max_profiler_calls is None else max_profiler_calls
         chosen: list[Architecture] = []
+        trainings: set[str] = set()
         candidates = [r.arch for r in self.best(n)] + self._generation_candidates(40 * n)
         calls = 0
         for arch in dict.fromkeys(candidates):
@@ -782,8 +824,14 @@ class GenSynth:
                 if calls >= budget:
                     break
                 calls += 1
-            if self._meets_requirements_now(arch):
-                chosen.append(arch)
+            if not self._meets_requirements_now(arch):
+                continue
+            key = self._training_key(arch)
+            if key in trainings:
+                continue
+            chosen.append(arch)
+            if key is not None:
+                trainings.add(key)
         return chosen
 
     def _generation_candidates(self, k: int) -> list[Architecture]:
@@ -845,6 +893,7 @@ class GenSynth:
             "profiler_calls": self.profiler_calls,
             "asks": self._asks,
             "results_in_cycle": self._results_in_cycle,
+            "twins_skipped": self.twins_skipped,
             "rng": self.rng.bit_generator.state,
         })
 
@@ -875,16 +924,19 @@ class GenSynth:
         for arch in pending:  # proposed before the stop, result unknown: never proposed again (a
             self.pending.add(arch)  # late result, or NNI's replay of finished trials, still comes through `tell`)
             self._exclude(arch)
-        self.records, self.failed = {}, set()
+        self.records, self.failed, self._claims, self._twins = {}, set(), {}, set()
         self._data_version += 1  # what was known before is gone, even when no record is saved
         for arch, reported, trained in records:
             self._record(arch, reported, scored=trained)
+        for arch in sorted(self.pending, key=Architecture.encode):  # their twins stay untrained after a restart
+            self._claim_training(arch)
         self.cycles = self._saved_entries(state, "cycles", CycleStats.from_dict)
         self._safely("restoring the probe trust", lambda: self.inquisitor.trust.load_state_dict(state.get("trust") or {}),
                      None)
         self.profiler_calls = _saved_count(state, "profiler_calls")
         self._asks = _saved_count(state, "asks")
         self._results_in_cycle = min(_saved_count(state, "results_in_cycle"), self.population_size - 1)
+        self.twins_skipped = _saved_count(state, "twins_skipped")
         self._load_rng(state.get("rng"))
 
     def _saved_entries(self, state: Mapping[str, Any], key: str, parse: Callable[[Any], Any]) -> list:

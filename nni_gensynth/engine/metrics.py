@@ -26,6 +26,9 @@ _logger = logging.getLogger("nni_gensynth.engine")
 # A trial's probe responses travel in its metric dict under this key, as a dict or a JSON
 # string: {decision name: {"target": value in the decision's domain, "weight": 0..1}}.
 RESPONSES_KEY = "responses"
+# A profiler's answer and a trial's result name what training the network would be under this
+# key (text): equal keys train identically, so the engine trains each key once (see GenSynth).
+TRAINING_KEY = "training_key"
 
 MAX_EXACT_INTEGER = 2 ** 53  # integers up to here are kept as integers: each is exactly a float
 MAX_METRICS = 256  # metric keys kept per result (the ones U and 1_r read always come first)

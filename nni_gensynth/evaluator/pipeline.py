@@ -24,7 +24,7 @@ import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from ..engine.metrics import finite_float
+from ..engine.metrics import TRAINING_KEY, finite_float
 from ..engine.objective import Requirements, netscore
 from ..engine.state import json_safe
 from ..device.protocol import BACKENDS
@@ -165,6 +165,17 @@ class Evaluator:
         return architecture_hash({"network": network, "builder": self.spec.builder,
                                   "input_shape": list(self.input_shape), "num_classes": self.num_classes})
 
+    def training_key(self, parameters: Mapping[str, Any], model: Any) -> str:
+        """What a training depends on: the network (`cache_key`) and the recipe `parameters` give
+        (lr, batch size, ...; epochs and seed from the spec). Parameter dicts with equal keys
+        train identically on this evaluator's data, so the engine trains each key once."""
+        from dataclasses import asdict
+
+        from ..engine.fingerprint import architecture_hash
+
+        return architecture_hash({"network": self.cache_key(parameters, model),
+                                  "recipe": asdict(self.recipe(parameters))})
+
     def broken(self, facts: Mapping[str, Any]) -> bool:
         """True when what is known already breaks a requirement."""
         return self.requirements.is_met(facts, only_known=True) is False
@@ -228,10 +239,15 @@ class Evaluator:
         scope = self.scope(index, precision)
         return prefixed(measured.metrics(), scope) if scope else measured.metrics()
 
-    def __call__(self, parameters: Mapping[str, Any]) -> dict[str, float]:
-        """The engine's profiler: the numeric facts of `measure` (before any training)."""
-        facts = self.measure(parameters)
-        return {k: v for k, v in ((k, finite_float(v)) for k, v in facts.items()) if v is not None}
+    def __call__(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """The engine's profiler: the numeric facts of `measure` (before any training), and the
+        `training_key` under TRAINING_KEY (the engine never trains one key twice)."""
+        model = self.build(parameters)
+        facts = self.measure(parameters, model)
+        numeric: dict[str, Any] = {k: v for k, v in ((k, finite_float(v)) for k, v in facts.items())
+                                   if v is not None}
+        numeric[TRAINING_KEY] = self.training_key(parameters, model)
+        return numeric
 
     # -- train, probe -------------------------------------------------------------------------
     def train(self, model: Any, parameters: Mapping[str, Any], *, on_epoch: Optional[OnEpoch] = None,
@@ -341,6 +357,7 @@ class Evaluator:
             "arch": arch,
             "network": getattr(model, "network_key", None),
             "arch_hash": key,
+            TRAINING_KEY: self.training_key(parameters, model),
             "lr": config.lr,
             "measure_seconds": round(measure_seconds, 3),
             "train_seconds": round(train_seconds, 3),

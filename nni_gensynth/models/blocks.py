@@ -45,6 +45,13 @@ class InvertedResidual(nn.Module):
         layers.append(ConvBNAct(hidden, out_channels, kernel_size=1, activation=False))
         self.block = nn.Sequential(*layers)
         self.use_residual = stride == 1 and in_channels == out_channels
+        self.shape = (in_channels, out_channels, kernel_size, stride, expansion)
+
+    def layer_token(self) -> str:
+        """What this block builds, e.g. 'ir16-24k3s2e6': blocks with equal tokens are the same
+        layers, wherever in a search space's prototype they came from (networks.network_key)."""
+        in_channels, out_channels, kernel, stride, expansion = self.shape
+        return f"ir{in_channels}-{out_channels}k{kernel}s{stride}e{expansion}"
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.block(x)

@@ -76,11 +76,6 @@ class MacroSpec:
         """Compact text form, e.g. 'stem16|ir_r1_k3_s1_e1_c16|ir_r2_k5_s2_e6_c24|...'."""
         return "|".join([f"stem{self.stem_width}"] + [s.token() for s in self.stages])
 
-    def network_string(self) -> str:
-        """The arch string without depth-0 stages: equal for parameter dicts that build the same
-        network (a skipped stage's width, kernel and expansion do not matter)."""
-        return "|".join([f"stem{self.stem_width}"] + [s.token() for s in self.stages if s.depth > 0])
-
     @classmethod
     def from_arch_string(cls, text: str) -> "MacroSpec":
         """Inverse of `arch_string()`."""
@@ -156,7 +151,7 @@ class MacroMobileNet(nn.Module):
         if num_classes < 1 or in_channels < 1:
             raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}")
         self.spec = spec
-        channels = round_channels(spec.stem_width, channel_divisor)
+        channels = self.stem_channels = round_channels(spec.stem_width, channel_divisor)
         self.stem = ConvBNAct(in_channels, channels, kernel_size=3, stride=1)
         blocks: list[nn.Module] = []
         for stage in spec.stages:
@@ -170,8 +165,11 @@ class MacroMobileNet(nn.Module):
 
     @property
     def network_key(self) -> str:
-        """Identifies the network built (see MacroSpec.network_string); used for measurement caching."""
-        return self.spec.network_string()
+        """Identifies the layers built, block by block with widths as rounded: equal for parameter
+        dicts that build the same network (a skipped stage's settings do not matter, and stage 3
+        at depth 4 with stage 4 off builds what stage 3 at depth 1 and stage 4 at depth 3 build
+        when their settings match)."""
+        return "|".join([f"macro|stem{self.stem_channels}"] + [block.layer_token() for block in self.blocks])
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.blocks(self.stem(x)))

@@ -150,8 +150,11 @@ class MobileNetV2(nn.Module):
 
     @property
     def network_key(self) -> str:
-        """Identifies the network built (skipped blocks' settings do not matter)."""
-        return "mobilenetv2|" + self.spec.arch_string()
+        """Identifies the layers built: equal for parameter dicts that build the same network
+        (skipped blocks' settings do not matter, nor which prototype blocks the kept ones were:
+        blocks 8 and 10 kept build what blocks 8 and 11 kept build when their settings match)."""
+        return "|".join(["mobilenetv2", f"stem{self.spec.stem_width}"]
+                        + [block.layer_token() for block in self.blocks] + [f"head{self.spec.head_width}"])
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)

@@ -79,6 +79,11 @@ class BasicBlockSpec:
     def token(self) -> str:
         return f"b{self.index}:m{self.mid_channels}c{self.out_channels}s{self.stride}{'' if self.shortcut else 'p'}"
 
+    def layer_token(self) -> str:
+        """What this block builds, without its place in the prototype (ResNet.network_key)."""
+        return (f"bb{self.in_channels}-{self.mid_channels}-{self.out_channels}s{self.stride}"
+                f"{'' if self.shortcut else 'p'}")
+
 
 @dataclass(frozen=True)
 class ResNetSpec:
@@ -145,7 +150,8 @@ class ResNet(nn.Module):
 
     @property
     def network_key(self) -> str:
-        return "resnet18|" + self.spec.arch_string()
+        """Identifies the layers built: equal for parameter dicts that build the same network."""
+        return "|".join(["resnet18", f"stem{self.spec.stem_width}"] + [b.layer_token() for b in self.spec.blocks])
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)
