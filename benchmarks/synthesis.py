@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.host import host_facts  # noqa: E402
+from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "examples" / "synthesis.yml"
 FIGURES = ("accuracy", "accuracy_low", "accuracy_high", "accuracy_n", "test_accuracy", "test_accuracy_low",
@@ -396,6 +397,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.getLogger("nni_gensynth.engine").setLevel(logging.WARNING)
     started = time.perf_counter()
+    code = provenance()  # before the runs: which code produced this record
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     experiment = Experiment(args.config, args.seed, args.epochs, args.constraint)
     budget = args.budget or experiment.max_trials
@@ -428,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
                 "load_average": {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]},
                 "budget": budget, "seed": args.seed, "class_args": dict(experiment.class_args),
                 "evaluation": experiment.spec.as_dict(), "command": " ".join(["python"] + sys.argv),
-                "host": host_facts()}
+                "host": host_facts(), "provenance": code}
     arms = {"probing": arm_summary(probing.engine, generated), "ablation": arm_summary(ablation.engine, generated_ablation)}
     summary = summarise(prototype, best, ablation_best, generated, requirements, settings, arms,
                         time.perf_counter() - started)
