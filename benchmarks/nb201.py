@@ -24,7 +24,7 @@ from benchmarks.nb201_lib.arguments import add_run_arguments, parse_run_argument
 from benchmarks.nb201_lib.data import load_table, search_space  # noqa: E402
 from benchmarks.nb201_lib.harness import run_all  # noqa: E402
 from benchmarks.nb201_lib.plot import convergence_plot  # noqa: E402
-from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
 from benchmarks.nb201_lib.summary import format_markdown, format_table, group_runs, reference, summarize_tuner  # noqa: E402
 from benchmarks.nb201_lib.tuners import DEFAULT_TUNERS, PROFILER, TUNERS  # noqa: E402
 

@@ -29,7 +29,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.nb201_lib.arguments import add_run_arguments, parse_run_arguments  # noqa: E402
 from benchmarks.nb201_lib.data import LATENCY_LIMIT_MS, load_table  # noqa: E402
 from benchmarks.nb201_lib.harness import RunRecord, run_all  # noqa: E402
-from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
 from benchmarks.nb201_lib.summary import group_runs, markdown_table, quartile_cell, quartiles  # noqa: E402
 from benchmarks.nb201_lib.tuners import HV_REFERENCE, LABELS, MULTI_TUNERS, PROFILER, TUNERS  # noqa: E402
 from nni_gensynth.engine.hypervolume import hypervolume, non_dominated  # noqa: E402

@@ -26,7 +26,7 @@ from benchmarks.nb201_lib.data import load_table  # noqa: E402
 from benchmarks.nb201_lib.nas_harness import run_all  # noqa: E402
 from benchmarks.nb201_lib.nas_strategies import CONSTRAINTS, LABELS, PROFILER, STRATEGIES  # noqa: E402
 from benchmarks.nb201_lib.plot import convergence_plot  # noqa: E402
-from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
 from benchmarks.nb201_lib.summary import format_markdown, format_table, group_runs, reference, summarize_tuner  # noqa: E402
 
 SHARED_CPU_NOTE = ("ms / suggestion: wall time the search spent before each training (strategy, filter and NNI "

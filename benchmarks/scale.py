@@ -35,7 +35,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.nb201_lib.farm import FARM_TUNERS, FarmModel, FarmRun, median_ms_at, simulate  # noqa: E402
-from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
 
 RESULTS = REPO_ROOT / "benchmarks" / "results"
 QUALITY_AT = (200, 1000)

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.host import host_facts  # noqa: E402
-from benchmarks.nb201_lib.provenance import provenance  # noqa: E402
+from benchmarks.provenance import provenance  # noqa: E402
 
 DEFAULT_CONFIG = REPO / "examples" / "synthesis.yml"
 FIGURES = ("accuracy", "accuracy_low", "accuracy_high", "accuracy_n", "test_accuracy", "test_accuracy_low",

@@ -4,8 +4,9 @@ from __future__ import annotations
 import hashlib
 import platform
 import subprocess
+from pathlib import Path
 
-from .data import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _git(*args: str) -> str:
