@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import subprocess
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from . import REPO_ROOT
 
 
 def _git(*args: str) -> str:
@@ -25,5 +25,5 @@ def provenance() -> dict:
                                            .splitlines() if line.strip()),
         "nni_gensynth_diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else None,
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
     }

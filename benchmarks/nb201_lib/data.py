@@ -8,11 +8,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
+from .. import REPO_ROOT
+
 EDGES: tuple[str, ...] = ("e10", "e20", "e21", "e30", "e31", "e32")
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 LATENCY_LIMIT_MS = 25.0
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "bench-data" / "nb201_cifar10_raspi4.csv"
 DATA_ENV = "NB201_DATA"  # lets worker processes and the profiler find a --data override
 
