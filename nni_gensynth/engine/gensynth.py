@@ -46,6 +46,7 @@ from .surrogate import weighted_distance
 
 FRONT_PARENTS = 12  # multi-objective mode: front networks, spread along it, whose neighbours join the pool
 MAX_FAILURES_AVOIDED = 200  # failures a proposal keeps away from, at most
+POOL_REDRAWS = 8  # pools drawn for one proposal when every candidate in one turns out a twin or infeasible
 NEAR_FAILURE = 0.1  # a near copy of a failed network: e.g. one continuous value within 0.32 (unit scale)
 
 _logger = logging.getLogger("nni_gensynth.engine")
@@ -367,47 +368,63 @@ class GenSynth:
         rows = self._pool_rows()
         if len(rows) == 0:
             return self._repropose()
-        order, p_feasible, acquisition = self._rank(rows)
-        if self.profiler is None or not self.requirements:
-            return self.space.architecture(rows[order[0]])
         calls, allowance = 0, self._call_allowance()
+        for _ in range(POOL_REDRAWS):
+            order, p_feasible, acquisition = self._rank(rows)
+            if self.profiler is None or not self.requirements:
+                return self.space.architecture(rows[order[0]])
+            chosen, tried, calls = self._measure_in_order(rows, order, acquisition, calls, allowance)
+            if chosen is not None:
+                return chosen
+            untried = [j for j in range(len(rows)) if j not in tried]
+            if untried:
+                # Out of measurements without a feasible candidate: train the unmeasured one most
+                # likely to meet 1_r (not the best-ranked: its expected improvement does not help
+                # if it fails).
+                rank = np.empty(len(order), dtype=int)
+                rank[order] = np.arange(len(order))
+                best = max(untried, key=lambda j: (p_feasible[j], -rank[j]))
+                return self.space.architecture(rows[best])
+            # Every candidate of the pool was measured and is a twin or infeasible, so none is in
+            # the next pool: draw it, rather than train one of them.
+            rows = self._pool_rows()
+            if len(rows) == 0:
+                return self._repropose()
+        return self.space.architecture(rows[int(np.argmax(self._rank(rows)[1]))])
+
+    def _measure_in_order(self, rows: np.ndarray, order: np.ndarray, acquisition: Optional[np.ndarray],
+                          calls: int, allowance: int) -> tuple[Optional[Architecture], set[int], int]:
+        """Walk the ranked pool, measuring unmeasured candidates while `allowance` lasts, and return
+        the first one fit to train (pre-training feasible, not a twin), with the rows examined and
+        the profiler calls spent so far; None if none qualified."""
         tried: set[int] = set()
         rescored: Optional[tuple[float, Architecture]] = None  # multi-objective: best measured so far
         for j in order:
             arch = self.space.architecture(rows[j])
             if rescored is not None and rescored[0] >= acquisition[j]:
-                return rescored[1]  # its value with measured figures beats every prediction left
+                return rescored[1], tried, calls  # its measured value beats every prediction left
             if arch in self.measurements:
                 if self._skip_twin(arch):
+                    tried.add(int(j))
                     continue
-                return arch  # measured earlier and feasible (infeasible ones never enter the pool)
+                return arch, tried, calls  # measured earlier and feasible (infeasible ones never enter the pool)
             if calls >= allowance:
                 break
             calls += 1
             tried.add(int(j))
             measured = self.measure(arch)
             if measured is None:
-                return arch
+                return arch, tried, calls
             if not self._pre_training_feasible(measured) or self._skip_twin(arch):
                 continue
             if acquisition is None:
-                return arch
+                return arch, tried, calls
             # multi-objective: what it adds, now measured
             value = self._safely("re-scoring a measured candidate",
                                  lambda: float(self._acquisition(rows[j:j + 1], [measured])[0]), 0.0)
             if rescored is None or value > rescored[0]:
                 rescored = (value, arch)
-        if rescored is not None:
-            return rescored[1]
-        # Out of measurements without a feasible candidate: train the unmeasured one most likely
-        # to meet 1_r (not the best-ranked: its expected improvement does not help if it fails).
-        untried = [j for j in range(len(rows)) if j not in tried]
-        if not untried:
-            return self.space.architecture(rows[order[0]])
-        rank = np.empty(len(order), dtype=int)
-        rank[order] = np.arange(len(order))
-        best = max(untried, key=lambda j: (p_feasible[j], -rank[j]))
-        return self.space.architecture(rows[best])
+        return (rescored[1] if rescored is not None else None), tried, calls
 
     def _call_allowance(self) -> int:
         """Profiler calls this request may make: the average stays within `max_profiler_calls`
