@@ -7,6 +7,8 @@ trainings per tuner and seed gives every smaller budget as best-so-far.
 
     .venv/bin/python benchmarks/nb201.py                       # all tuners, 20 seeds, 50/100/200
     .venv/bin/python benchmarks/nb201.py --tuners mf-random nni-tpe --seeds 5 --budgets 20 50
+    .venv/bin/python benchmarks/nb201.py --tuners gensynth-additive-kernel gensynth \
+        --paired gensynth-additive-kernel gensynth --seeds 200 --first-seed 200   # a variant, seed by seed
 """
 from __future__ import annotations
 
@@ -25,24 +27,30 @@ from benchmarks.nb201_lib.data import load_table, search_space  # noqa: E402
 from benchmarks.nb201_lib.harness import run_all  # noqa: E402
 from benchmarks.nb201_lib.plot import convergence_plot  # noqa: E402
 from benchmarks.provenance import provenance  # noqa: E402
-from benchmarks.nb201_lib.summary import format_markdown, format_table, group_runs, reference, summarize_tuner  # noqa: E402
-from benchmarks.nb201_lib.tuners import DEFAULT_TUNERS, PROFILER, TUNERS  # noqa: E402
+from benchmarks.nb201_lib.summary import (format_markdown, format_paired, format_table, group_runs,  # noqa: E402
+                                          paired_comparison, reference, summarize_tuner)
+from benchmarks.nb201_lib.tuners import DEFAULT_TUNERS, DIAGNOSTIC, PROFILER, TUNERS  # noqa: E402
 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tuners", nargs="+", default=DEFAULT_TUNERS, choices=sorted(TUNERS), metavar="TUNER",
-                        help=f"subset to run (default: {' '.join(DEFAULT_TUNERS)}; also: nni-tpe-default-mode)")
+                        help=f"subset to run (default: {' '.join(DEFAULT_TUNERS)}; also: {' '.join(DIAGNOSTIC)})")
+    parser.add_argument("--paired", nargs=2, metavar=("FIRST", "SECOND"),
+                        help="also test FIRST against SECOND seed by seed (both must be in --tuners)")
     add_run_arguments(parser, "nb201", "convergence plot")
-    return parse_run_arguments(parser, argv)
+    args = parse_run_arguments(parser, argv)
+    if args.paired and not set(args.paired) <= set(args.tuners):
+        parser.error(f"--paired {' '.join(args.paired)}: both must be among --tuners")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     table = load_table(args.data)
     ref = reference(table)
-    seeds = list(range(args.seeds))
+    seeds = args.seed_list
     done: dict[str, int] = {}
 
     def progress(task, outcome) -> None:
@@ -76,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         "tuners": results,
         "errors": errors,
     }
+    if args.paired and all(name in results for name in args.paired):
+        document["paired"] = paired_comparison(results, *args.paired, ref["optimum"])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(document, indent=1) + "\n")
@@ -83,8 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         convergence_plot(results, ref, args.plot,
                          f"NAS-Bench-201 / Pi 4 <= {ref['latency_limit_ms']:g} ms, {len(seeds)} seeds")
     if args.markdown:
-        Path(args.markdown).write_text(format_markdown(results, args.budgets, ref) + "\n")
+        paired = "\n\n" + format_paired(document["paired"]) if "paired" in document else ""
+        Path(args.markdown).write_text(format_markdown(results, args.budgets, ref) + paired + "\n")
     print(format_table(results, args.budgets, ref))
+    if "paired" in document:
+        print(format_paired(document["paired"]))
     print(f"wall time {wall:.1f} s with --jobs {args.jobs}; JSON: {out}" + (f"; plot: {args.plot}" if args.plot else ""))
     for name, message in errors.items():
         print(f"ERROR {name}: {message}", file=sys.stderr)

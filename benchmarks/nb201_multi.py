@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     table = load_table(args.data)
     best = optimum(table)
-    seeds = list(range(args.seeds))
+    seeds = args.seed_list
     start = time.perf_counter()
     done: dict[str, int] = {}
 

@@ -50,7 +50,7 @@ def markdown(results: dict, budgets: list[int], ref: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ref = reference(load_table(args.data))
-    seeds = list(range(args.seeds))
+    seeds = args.seed_list
     done: dict[str, int] = {}
 
     def progress(task, error) -> None:

@@ -36,10 +36,12 @@ import json
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from benchmarks.paired import paired_test  # noqa: E402
 
 SETTINGS = {"default": [], "hard": ["macs.max=prototype / 20"], "hard15": ["macs.max=prototype / 15"],
             "hard30": ["macs.max=prototype / 30"]}
@@ -121,25 +123,6 @@ def paired_differences(pairs: Sequence[tuple[Optional[float], Optional[float]]],
         else:
             out.append((probing - ablation) if larger_is_better else (ablation - probing))
     return out
-
-
-def paired_test(differences: Sequence[float]) -> dict[str, Any]:
-    """Wilcoxon signed-rank (two-sided), median difference and rank-biserial correlation."""
-    from scipy.stats import rankdata, wilcoxon
-
-    nonzero = [d for d in differences if d != 0.0]
-    result: dict[str, Any] = {"n": len(differences), "nonzero": len(nonzero),
-                              "median_difference": statistics.median(differences) if differences else None,
-                              "wins": sum(d > 0 for d in differences), "losses": sum(d < 0 for d in differences)}
-    if not nonzero:
-        return dict(result, p_value=1.0, rank_biserial=0.0)
-    ranks = rankdata([abs(d) for d in nonzero])
-    positive = sum(r for r, d in zip(ranks, nonzero) if d > 0)
-    negative = sum(r for r, d in zip(ranks, nonzero) if d < 0)
-    result["rank_biserial"] = round((positive - negative) / (positive + negative), 3)
-    result["p_value"] = float(wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue) \
-        if len(nonzero) >= 1 else 1.0
-    return result
 
 
 def _fmt(value: Optional[float], spec: str = ".2f") -> str:

@@ -70,13 +70,14 @@ def test_measure_first_random_counts_calls_and_trains_only_feasible_cells():
 def test_cli_smoke_run(tmp_path):
     out, plot, markdown = tmp_path / "nb201.json", tmp_path / "nb201.png", tmp_path / "nb201.md"
     subprocess.run([sys.executable, str(REPO / "benchmarks" / "nb201.py"), "--tuners", "mf-random", "nni-random",
-                    "--seeds", "2", "--budgets", "10", "20", "--out", str(out), "--plot", str(plot),
+                    "--seeds", "2", "--first-seed", "5", "--budgets", "10", "20", "--out", str(out), "--plot", str(plot),
                     "--markdown", str(markdown), "--jobs", "2"], check=True, capture_output=True, text=True)
     doc = json.loads(out.read_text())
     assert plot.stat().st_size > 0
     assert "measure-first random" in markdown.read_text() and "NNI Random" in markdown.read_text()
     assert doc["reference"]["optimum"] == 90.83 and doc["errors"] == {}
     assert set(doc["tuners"]) == {"mf-random", "nni-random"}
+    assert doc["protocol"]["seeds"] == [5, 6] and all(t["seeds"] == [5, 6] for t in doc["tuners"].values())
     table = load_table()
     for name, summary in doc["tuners"].items():
         assert set(summary["budgets"]) == {"10", "20"}
@@ -99,6 +100,19 @@ def test_cli_smoke_run(tmp_path):
             seed_bests = [best["accuracy"] for best in summary["budgets"][budget]["per_seed"]]
             assert summary["budgets"][budget]["best_feasible_accuracy"]["median"] == pytest.approx(
                 statistics.median(seed_bests), abs=1e-3)
+
+
+def test_the_additive_kernel_variant_changes_only_the_kernel():
+    from benchmarks.nb201_lib.tuners import ADDITIVE_KERNEL_SHARE, make_tuner
+    from nni_gensynth.engine.surrogate import ADDITIVE_SHARE
+    shares = {}
+    for name in ("gensynth", "gensynth-additive-kernel"):
+        tuner = make_tuner(name, seed=0)
+        tuner.update_search_space(search_space())
+        inquisitor = tuner._engine.inquisitor
+        shares[name] = {model.additive_share for model in (inquisitor.u_model, *inquisitor.metric_models.values())}
+    assert shares == {"gensynth": {ADDITIVE_SHARE}, "gensynth-additive-kernel": {ADDITIVE_KERNEL_SHARE}}
+    assert ADDITIVE_SHARE != ADDITIVE_KERNEL_SHARE
 
 
 def test_front_benchmark_smoke_run(tmp_path):

@@ -99,7 +99,8 @@ def test_seed_table_has_one_row_per_run_and_says_when_none_was_feasible():
 
 
 def test_probing_comparison_pairs_seeds_and_ranks_no_feasible_network_last():
-    from benchmarks.probing import paired_differences, paired_test, parse_seeds
+    from benchmarks.paired import paired_test
+    from benchmarks.probing import paired_differences, parse_seeds
 
     assert parse_seeds("0-3") == [0, 1, 2, 3] and parse_seeds("1,5") == [1, 5]
     diffs = paired_differences([(110.0, 108.0), (None, 100.0), (105.0, None), (None, None)], larger_is_better=True)

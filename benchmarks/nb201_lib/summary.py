@@ -5,11 +5,14 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..paired import paired_test
 from .data import LATENCY_LIMIT_MS, Table
 from .harness import RunRecord
 from .tuners import LABELS
 
 LAST_SUGGESTIONS = 10  # "with 200 observations": mean of a run's last 10 suggestions, median over seeds
+NEAR_OPTIMUM = 0.2  # points below the optimum that count as "found it" (the search issue's target at 50)
+STUCK_BELOW = 90.0  # a best feasible accuracy under this is a run stuck away from the top cells
 
 
 def quartiles(values: Sequence[float]) -> dict[str, float]:
@@ -126,3 +129,39 @@ def group_runs(records: Iterable[RunRecord]) -> dict[str, list[RunRecord]]:
     for runs in grouped.values():
         runs.sort(key=lambda run: run.seed)
     return grouped
+
+
+def paired_comparison(results: dict, first: str, second: str, optimum: float) -> dict:
+    """`first` against `second` on the same seeds, per budget: the Wilcoxon signed-rank test of the
+    per-seed differences (first - second), each one's median, how many seeds came within
+    NEAR_OPTIMUM of the optimum and how many stayed below STUCK_BELOW."""
+    if results[first]["seeds"] != results[second]["seeds"]:
+        raise ValueError(f"{first} and {second} ran different seeds; a paired test needs the same ones")
+    out = {"first": first, "second": second, "seeds": len(results[first]["seeds"]), "budgets": {}}
+    for budget in results[first]["budgets"]:
+        runs = {name: [best["accuracy"] for best in results[name]["budgets"][budget]["per_seed"]]
+                for name in (first, second)}
+        test = paired_test([round(a - b, 6) for a, b in zip(runs[first], runs[second])])
+        out["budgets"][budget] = {
+            "test": test,
+            **{name: {"median": round(float(np.median(values)), 4),
+                      "near_optimum": sum(v >= optimum - NEAR_OPTIMUM - 1e-9 for v in values),
+                      "stuck": sum(v < STUCK_BELOW for v in values)} for name, values in runs.items()}}
+    return out
+
+
+def format_paired(comparison: dict) -> str:
+    """The paired comparison as a Markdown table."""
+    first, second = comparison["first"], comparison["second"]
+    head = ["budget", f"median {LABELS.get(first, first)}", f"median {LABELS.get(second, second)}",
+            f"seeds within {NEAR_OPTIMUM} of the optimum", f"seeds below {STUCK_BELOW:g}",
+            "ahead / behind / tied", "Wilcoxon p"]
+    rows = []
+    for budget, row in comparison["budgets"].items():
+        test = row["test"]
+        tied = test["n"] - test["wins"] - test["losses"]
+        rows.append([budget, f"{row[first]['median']:.2f}", f"{row[second]['median']:.2f}",
+                     f"{row[first]['near_optimum']} / {row[second]['near_optimum']}",
+                     f"{row[first]['stuck']} / {row[second]['stuck']}",
+                     f"{test['wins']} / {test['losses']} / {tied}", f"{test['p_value']:.3g}"])
+    return "\n".join([f"paired over {comparison['seeds']} seeds (first / second):", *markdown_table(head, rows)])

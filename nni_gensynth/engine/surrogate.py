@@ -1,19 +1,24 @@
 """Gaussian-process surrogate over mixed categorical/continuous architecture features.
 
-Kernel: k(x, y) = s · exp(-Σ_d w_d · δ_d(x, y)), with δ_d = [x_d ≠ y_d] for a categorical
-column and (x_d - y_d)² for a continuous one in unit coordinates; a column that is inactive
-(nested decision not chosen, encoded as NaN) differs by 1 from an active one. Weights w_d
-(ARD), signal s and noise are fitted by maximising the log marginal likelihood plus a
-log-normal prior on each weight (centred so that two networks that differ in every decision
+Kernel: k(x, y) = s · [(1 - b) · exp(-Σ_d w_d δ_d(x, y)) + b · mean_d exp(-w_d δ_d(x, y))], with
+δ_d = [x_d ≠ y_d] for a categorical column and (x_d - y_d)² for a continuous one in unit
+coordinates; a column that is inactive (nested decision not chosen, encoded as NaN) differs by 1
+from an active one. The first term (a product over decisions) lets interactions matter; the
+optional second one (first-order additive, the same ARD weights, share b) would let "this option
+of this decision is good, whatever the rest" carry to networks that differ elsewhere too. b is
+ADDITIVE_SHARE, 0: at b = 0.6 NAS-Bench-201 seeds 0-199 did better at 50 trainings and the
+held-out seeds 200-399 worse (benchmarks/NB201.md, "An additive kernel term"). Weights w_d,
+signal s and noise are fitted by maximising the log marginal likelihood plus a log-normal prior
+on each weight (centred so that, in the product term, two networks that differ in every decision
 still correlate by e^-2; without it, a few dozen points overfit the weights), with analytic
-gradients. Targets are standardised; the posterior mean and standard deviation are returned
-in the original units. Small and dependency-light on purpose: it is refitted once per
-generator cycle and conditioned on new data at every suggestion.
+gradients. Targets are standardised; the posterior mean and standard deviation are returned in
+the original units. Small and dependency-light on purpose: it is refitted once per generator
+cycle and conditioned on new data at every suggestion.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -23,6 +28,7 @@ _LOG_W_BOUNDS = (math.log(1e-3), math.log(50.0))
 _LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
 _LOG_SIGNAL_BOUNDS = (math.log(0.05), math.log(20.0))
 _PRIOR_LOG_W_STD = 1.0
+ADDITIVE_SHARE = 0.0  # b above: the first-order additive term's share of the kernel (off; see above)
 
 
 def standardise(y: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -66,20 +72,38 @@ def weighted_distance(a: np.ndarray, b: np.ndarray, categorical: np.ndarray, wei
     that would make two different unseen options look alike — and its width is at most
     len(a) + len(b): a choice of a million options costs what a choice of a few hundred does,
     where a one-hot over all options grows with the square of the option count (1.3 GB at 12k)."""
-    out = np.zeros((a.shape[0], b.shape[0]))
-    onehot_a, onehot_b = [], []
-    for d in range(a.shape[1]):
-        if categorical[d]:
-            codes_a, codes_b, size = present_codes(a[:, d], b[:, d])
-            eye = np.eye(size)
-            onehot_a.append(eye[codes_a] * weights[d])
-            onehot_b.append(eye[codes_b])
-            out += weights[d]
-        else:
-            out += weights[d] * column_distances(a[:, [d]], b[:, [d]], np.array([False]))[0]
+    return weighted_distances(a, b, categorical, [weights])[0]
+
+
+def weighted_distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray,
+                       weight_sets: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """`weighted_distance` for several weight vectors at once: the one-hots are built once and
+    every set's categorical part is one matrix product (the kernel needs two sets per call)."""
+    weight_sets = [np.asarray(w, dtype=float) for w in weight_sets]
+    n, m = a.shape[0], b.shape[0]
+    onehot_a, onehot_b, column_of = [], [], []
+    for d in np.flatnonzero(categorical[: a.shape[1]]):
+        codes_a, codes_b, size = present_codes(a[:, d], b[:, d])
+        eye = np.eye(size)
+        onehot_a.append(eye[codes_a])
+        onehot_b.append(eye[codes_b])
+        column_of.append(np.full(size, d))
+    # one (sets * n, m) array, updated in place: fresh arrays of this size cost more than the product
     if onehot_a:
-        out -= np.hstack(onehot_a) @ np.hstack(onehot_b).T
-    return np.maximum(out, 0.0)
+        hot_a, hot_b, columns = np.hstack(onehot_a), np.hstack(onehot_b), np.concatenate(column_of)
+        out = np.vstack([hot_a * w[columns] for w in weight_sets]) @ hot_b.T
+        np.negative(out, out=out)
+    else:
+        out = np.zeros((len(weight_sets) * n, m))
+    blocks = [out[k * n:(k + 1) * n] for k in range(len(weight_sets))]
+    for block, w in zip(blocks, weight_sets):
+        block += float(np.sum(w[categorical[: a.shape[1]]]))
+    for d in np.flatnonzero(~categorical[: a.shape[1]]):
+        dist = column_distances(a[:, [d]], b[:, [d]], np.array([False]))[0]
+        for block, w in zip(blocks, weight_sets):
+            block += w[d] * dist
+    np.maximum(out, 0.0, out=out)
+    return blocks
 
 
 def present_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -95,8 +119,11 @@ def present_codes(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 class GaussianProcess:
     """GP regression with the mixed kernel above; `fit` once, `condition` cheaply."""
 
-    def __init__(self, categorical: np.ndarray) -> None:
+    def __init__(self, categorical: np.ndarray, additive_share: float = ADDITIVE_SHARE) -> None:
+        if not 0.0 <= additive_share <= 1.0:
+            raise ValueError(f"additive_share must be in [0, 1], got {additive_share!r}")
         self.categorical = np.asarray(categorical, dtype=bool)
+        self.additive_share = float(additive_share)
         n_dims = len(self.categorical)
         self.prior_log_w = math.log(2.0 / max(n_dims, 1))
         self.log_w = np.full(n_dims, self.prior_log_w)
@@ -149,11 +176,30 @@ class GaussianProcess:
         self.condition(x, y)
 
     def _kernel(self, dist: np.ndarray, log_w: np.ndarray, log_signal: float) -> np.ndarray:
-        return math.exp(log_signal) * np.exp(-np.tensordot(np.exp(log_w), dist, axes=1))
+        """k from the (d, n, m) distances (the fit's path, where the gradient needs them anyway)."""
+        scaled = np.exp(log_w)[:, None, None] * dist
+        product = np.exp(-np.sum(scaled, axis=0))
+        additive = np.mean(np.exp(-scaled), axis=0) if len(log_w) else np.ones_like(product)
+        b = self.additive_share
+        return math.exp(log_signal) * ((1.0 - b) * product + b * additive)
 
     def _kernel_between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """k between row sets without the (d, n, m) array (the posterior's path, over large pools):
+        the product term from Σ_d w_d δ_d; in the additive one, a categorical column's exp(-w δ)
+        is 1 - (1 - e^-w) δ, so their sum is a weighted distance too (both from one pass)."""
         w = np.exp(self.log_w)
-        return math.exp(self.log_signal) * np.exp(-weighted_distance(a, b, self.categorical, w))
+        share, cat = self.additive_share, self.categorical
+        if share == 0.0 or not len(w):
+            return math.exp(self.log_signal) * np.exp(-weighted_distance(a, b, cat, w))
+        product, additive = weighted_distances(a, b, cat, [w, np.where(cat, -np.expm1(-w), 0.0)])
+        np.exp(np.negative(product, out=product), out=product)  # in place: these are pool-sized arrays
+        np.subtract(float(np.sum(cat)), additive, out=additive)
+        for d in np.flatnonzero(~cat):
+            additive += np.exp(-w[d] * column_distances(a[:, [d]], b[:, [d]], cat[[d]])[0])
+        product *= 1.0 - share
+        product += share / len(w) * additive
+        product *= math.exp(self.log_signal)
+        return product
 
     def _neg_lml(self, theta: np.ndarray, dist: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         log_w, log_noise, log_signal = theta[:-2], theta[-2], theta[-1]
@@ -168,9 +214,12 @@ class GaussianProcess:
         lml = -0.5 * y @ alpha - np.sum(np.log(np.diag(c[0]))) - 0.5 * n * math.log(2 * math.pi)
         inner = np.outer(alpha, alpha) - cho_solve(c, np.eye(n))
         grad = np.empty_like(theta)
-        w = np.exp(log_w)
-        for d in range(len(log_w)):
-            grad[d] = 0.5 * np.sum(inner * (-w[d] * dist[d] * kf))
+        scaled = np.exp(log_w)[:, None, None] * dist  # w_d δ_d
+        product = np.exp(-np.sum(scaled, axis=0))
+        b, signal = self.additive_share, math.exp(log_signal)
+        for d in range(len(log_w)):  # ∂k/∂log w_d = -s w_d δ_d [(1 - b) product + b/D exp(-w_d δ_d)]
+            dk = -signal * scaled[d] * ((1.0 - b) * product + b / len(log_w) * np.exp(-scaled[d]))
+            grad[d] = 0.5 * np.sum(inner * dk)
         grad[-2] = 0.5 * math.exp(log_noise) * np.trace(inner)
         grad[-1] = 0.5 * np.sum(inner * kf)
         # MAP: log-normal prior on the ARD weights
