@@ -20,6 +20,5 @@ def paired_test(differences: Sequence[float]) -> dict[str, Any]:
     positive = sum(r for r, d in zip(ranks, nonzero) if d > 0)
     negative = sum(r for r, d in zip(ranks, nonzero) if d < 0)
     result["rank_biserial"] = round((positive - negative) / (positive + negative), 3)
-    result["p_value"] = float(wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue) \
-        if len(nonzero) >= 1 else 1.0
+    result["p_value"] = float(wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided").pvalue)
     return result

@@ -84,14 +84,14 @@ def test_a_failed_condition_leaves_the_posterior_as_it_was(monkeypatch):
 @pytest.mark.parametrize("share", [0.0, 0.6, 1.0])
 @pytest.mark.parametrize("n_options", [3, 12_000])
 def test_the_pool_path_kernel_is_the_fit_path_kernel(share, n_options):
-    """`_kernel_between` (no (d, n, m) array, for large pools) and `_kernel` (from the distances, for
+    """`_kernel_between` (no (d, n, m) array, for large pools) and `_kernel_parts` (from the distances, for
     the fit) are one kernel, with inactive decisions, continuous columns and any additive share."""
     rng = np.random.default_rng(3)
     a, b = rows(rng, 30, n_options), rows(rng, 20, n_options)
     b[:6, 0] = a[:6, 0]
     gp = GaussianProcess(np.array([True, True, False]), additive_share=share)
     gp.log_w, gp.log_signal = np.array([0.4, -1.2, 0.9]), 0.3
-    from_distances = gp._kernel(column_distances(a, b, gp.categorical), gp.log_w, gp.log_signal)
+    from_distances = gp._kernel_parts(column_distances(a, b, gp.categorical), gp.log_w, gp.log_signal)[0]
     assert np.allclose(gp._kernel_between(a, b), from_distances, rtol=0, atol=1e-12)
 
 

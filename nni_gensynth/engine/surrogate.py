@@ -81,8 +81,9 @@ def weighted_distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray,
     every set's categorical part is one matrix product (the kernel needs two sets per call)."""
     weight_sets = [np.asarray(w, dtype=float) for w in weight_sets]
     n, m = a.shape[0], b.shape[0]
+    categorical = np.asarray(categorical, dtype=bool)[: a.shape[1]]
     onehot_a, onehot_b, column_of = [], [], []
-    for d in np.flatnonzero(categorical[: a.shape[1]]):
+    for d in np.flatnonzero(categorical):
         codes_a, codes_b, size = present_codes(a[:, d], b[:, d])
         eye = np.eye(size)
         onehot_a.append(eye[codes_a])
@@ -97,8 +98,8 @@ def weighted_distances(a: np.ndarray, b: np.ndarray, categorical: np.ndarray,
         out = np.zeros((len(weight_sets) * n, m))
     blocks = [out[k * n:(k + 1) * n] for k in range(len(weight_sets))]
     for block, w in zip(blocks, weight_sets):
-        block += float(np.sum(w[categorical[: a.shape[1]]]))
-    for d in np.flatnonzero(~categorical[: a.shape[1]]):
+        block += float(np.sum(w[categorical]))
+    for d in np.flatnonzero(~categorical):
         dist = column_distances(a[:, [d]], b[:, [d]], np.array([False]))[0]
         for block, w in zip(blocks, weight_sets):
             block += w[d] * dist
@@ -175,13 +176,15 @@ class GaussianProcess:
                 pass  # keep the previous hyperparameters
         self.condition(x, y)
 
-    def _kernel(self, dist: np.ndarray, log_w: np.ndarray, log_signal: float) -> np.ndarray:
-        """k from the (d, n, m) distances (the fit's path, where the gradient needs them anyway)."""
+    def _kernel_parts(self, dist: np.ndarray, log_w: np.ndarray, log_signal: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k, w_d δ_d, the product term) from the (d, n, m) distances: the fit's path, where the
+        gradient needs the last two as well."""
         scaled = np.exp(log_w)[:, None, None] * dist
         product = np.exp(-np.sum(scaled, axis=0))
         additive = np.mean(np.exp(-scaled), axis=0) if len(log_w) else np.ones_like(product)
         b = self.additive_share
-        return math.exp(log_signal) * ((1.0 - b) * product + b * additive)
+        return math.exp(log_signal) * ((1.0 - b) * product + b * additive), scaled, product
 
     def _kernel_between(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """k between row sets without the (d, n, m) array (the posterior's path, over large pools):
@@ -204,7 +207,7 @@ class GaussianProcess:
     def _neg_lml(self, theta: np.ndarray, dist: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         log_w, log_noise, log_signal = theta[:-2], theta[-2], theta[-1]
         n = len(y)
-        kf = self._kernel(dist, log_w, log_signal)
+        kf, scaled, product = self._kernel_parts(dist, log_w, log_signal)
         k = kf + (math.exp(log_noise) + 1e-8) * np.eye(n)
         try:
             c = cho_factor(k, lower=True)
@@ -214,8 +217,6 @@ class GaussianProcess:
         lml = -0.5 * y @ alpha - np.sum(np.log(np.diag(c[0]))) - 0.5 * n * math.log(2 * math.pi)
         inner = np.outer(alpha, alpha) - cho_solve(c, np.eye(n))
         grad = np.empty_like(theta)
-        scaled = np.exp(log_w)[:, None, None] * dist  # w_d δ_d
-        product = np.exp(-np.sum(scaled, axis=0))
         b, signal = self.additive_share, math.exp(log_signal)
         for d in range(len(log_w)):  # ∂k/∂log w_d = -s w_d δ_d [(1 - b) product + b/D exp(-w_d δ_d)]
             dk = -signal * scaled[d] * ((1.0 - b) * product + b / len(log_w) * np.exp(-scaled[d]))
