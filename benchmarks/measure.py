@@ -24,9 +24,10 @@ them, with and without the host lease (hardware/host_lease.py). Each reference n
 `--repeats` times in three conditions, in one run: quiet (nothing beside it), `lease` (one demo-
 sized training per core - the demo's trial command, `python -m nni_gensynth.trial --epochs 4
 --image-size 16`, over and over - that yields at batch boundaries while a measurement holds the
-host) and `no lease` (the same trainings with GENSYNTH_HOST_LEASE=off). Beside trainings the
-measurements are `--gap-s` seconds apart (default 5), as a demo's are: back to back, the lease would
-hold the host throughout and no training would finish. Targets: with the lease,
+host) and `no lease` (the same trainings with GENSYNTH_HOST_LEASE=off). The measurements are
+`--gap-s` seconds apart (default 5), as a demo's are: back to back, the lease would hold the host
+throughout and no training would finish; the quiet ones are spaced the same way, so the three
+conditions differ by the trainings alone. Targets: with the lease,
 the CV of the medians at most 1.5x the quiet one, and the median RSE at most 3%. It also reports
 what the lease costs the trainings (their mean duration with and without it).
 
@@ -210,8 +211,8 @@ def start_trainers(parameters: Dict[str, Any], log: Path) -> List[subprocess.Pop
 def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int,
                    gap_s: float = MEASURE_GAP_S) -> Dict[str, Any]:
     """Medians of every (network, profile) quiet, beside trainings with the lease, and without.
-    Beside trainings, each measurement is followed by `gap_s` seconds without one: measured back
-    to back, the lease would hold the host throughout and no training would move at all."""
+    Each measurement is followed by `gap_s` seconds without one (in every condition): measured
+    back to back, the lease would hold the host throughout and no training would move at all."""
     from nni_gensynth.device import stats
     from nni_gensynth.hardware import measure
     from nni_gensynth.hardware.host_lease import LEASE_ENV
@@ -230,8 +231,7 @@ def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int,
                     runs = []
                     for _ in range(repeats):
                         runs.append(measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False))
-                        if lease:
-                            time.sleep(gap_s)
+                        time.sleep(gap_s)  # quiet too: the conditions differ by the trainings alone
                     medians = [m.median_ms for m in runs]
                     rows.setdefault((name, profile.name), {"network": name, "profile": profile.name})[condition] = {
                         "medians_ms": medians, "median_ms": statistics.median(medians),
@@ -315,7 +315,7 @@ def main(argv: List[str] = None) -> int:
             parser.error("--while-training measures on this host: give local --profiles (host-cpu, host-tflite)")
         result = while_training(networks, profiles, args.repeats, args.gap_s)
         print(f"\n1-min load average {load_before:.1f} before the quiet runs; {os.cpu_count()} cores; "
-              f"{args.repeats} measurements per condition, {args.gap_s:g} s apart beside trainings; "
+              f"{args.repeats} measurements per condition, {args.gap_s:g} s apart (in every condition); "
               "trainings: python -m nni_gensynth.trial "
               + " ".join(DEMO_TRIAL_ARGS) + "\n")
         checks = print_while_training(result)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .hardware.host_lease import yield_to_measurement
+from .hardware.host_lease import batches_on_host
 from .models.prototype import KEEP, SKIP, ProbeSite
 
 
@@ -165,9 +165,9 @@ def _recalibrated(model: nn.Module, x: Tensor, chunk: int = 64) -> Iterator[None
             m.reset_running_stats()
             m.momentum = None  # a cumulative average over the calibration batches
         model.train()
-        with torch.no_grad():
+        with torch.no_grad(), batches_on_host() as next_batch:  # a candidate timed on this host gets idle cores
             for start in range(0, len(x), chunk):
-                yield_to_measurement()  # a candidate timed on this host gets idle cores
+                next_batch()
                 if len(x) - start > 1:  # batch norm needs more than one example per batch
                     model(x[start:start + chunk])
         model.eval()

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from .data import DataSplit
 from .defaults import DEFAULT_EPOCHS
-from .hardware.host_lease import yield_to_measurement
+from .hardware.host_lease import batches_on_host
 from .stats import Accuracy
 
 HYPERPARAMETER_KEYS = frozenset({"lr", "weight_decay", "batch_size"})
@@ -148,10 +148,11 @@ def count_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
         raise ValueError(f"evaluate: {len(x)} inputs but {len(y)} labels")
     model.eval()
     correct = 0
-    for start in range(0, len(x), batch_size):
-        yield_to_measurement()
-        logits = model(x[start:start + batch_size])
-        correct += int((logits.argmax(dim=1) == y[start:start + batch_size]).sum())
+    with batches_on_host() as next_batch:  # a candidate timed on this host gets idle cores
+        for start in range(0, len(x), batch_size):
+            next_batch()
+            logits = model(x[start:start + batch_size])
+            correct += int((logits.argmax(dim=1) == y[start:start + batch_size]).sum())
     return correct
 
 
@@ -192,18 +193,19 @@ def train(model: nn.Module, data: DataSplit, config: TrainConfig = TrainConfig()
         model.train()
         order = torch.randperm(n, generator=generator)
         total_loss = 0.0
-        for start in range(0, n, config.batch_size):
-            yield_to_measurement()  # a candidate timed on this host gets idle cores
-            idx = order[start:start + config.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} in epoch {epoch + 1} "
-                                         f"(lr={config.lr})")
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total_loss += loss.item() * len(idx)
+        with batches_on_host() as next_batch:  # a candidate timed on this host gets idle cores
+            for start in range(0, n, config.batch_size):
+                next_batch()
+                idx = order[start:start + config.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training loss became {loss.item()} in epoch {epoch + 1} "
+                                             f"(lr={config.lr})")
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total_loss += loss.item() * len(idx)
         val = evaluate_accuracy(model, data.x_val, data.y_val)
         record = {"loss": total_loss / n, "accuracy": val.value}
         history.append(record)

@@ -182,8 +182,15 @@ def test_probing_yields_to_a_local_measurement_before_each_pass(trained, digits,
     """The host is a device too: probing runs its passes between the lease's checks, as training does."""
     import nni_gensynth.probing as probing
 
+    from contextlib import contextmanager
+
     calls = []
-    monkeypatch.setattr(probing, "yield_to_measurement", lambda: calls.append(1) or False)
+
+    @contextmanager
+    def counted_batches():
+        yield lambda: calls.append(1) or False
+
+    monkeypatch.setattr(probing, "batches_on_host", counted_batches)
     sites = probe(trained, *batch(digits)).sites
     blocks = [s for s in sites if s.kind == "block"]
     assert blocks and len(calls) > len(blocks)  # the intact network's pass, then one per block at least
