@@ -115,6 +115,19 @@ def test_the_additive_kernel_variant_changes_only_the_kernel():
     assert ADDITIVE_SHARE != ADDITIVE_KERNEL_SHARE
 
 
+def test_the_engine_variants_change_what_their_names_say():
+    from benchmarks.nb201_lib.tuners import make_tuner
+    engines = {}
+    for name in ("gensynth", "gensynth-pool-4000", "gensynth-init5", "gensynth-init15"):
+        tuner = make_tuner(name, seed=0)
+        tuner.update_search_space(search_space())
+        engines[name] = tuner._engine
+    assert engines["gensynth"].pool_size != 4000 and engines["gensynth-pool-4000"].pool_size == 4000
+    assert engines["gensynth"]._n_initial() == 10
+    assert engines["gensynth-init5"]._n_initial() == 5 and engines["gensynth-init15"]._n_initial() == 15
+    assert engines["gensynth-init5"].pool_size == engines["gensynth"].pool_size
+
+
 def test_front_benchmark_smoke_run(tmp_path):
     """benchmarks/nb201_multi.py: every multi-objective searcher runs through the NNI Tuner API, and
     each reported hypervolume is the hypervolume of its run's feasible trainings."""

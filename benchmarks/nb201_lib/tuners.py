@@ -117,6 +117,26 @@ def measure_first_re_scalarised(seed: int) -> Tuner:
     return ScalarisedEvolutionTuner(PROFILER, CONSTRAINTS, HV_REFERENCE, seed=seed)
 
 
+def _engine_tweaked(seed: int, **attributes) -> Tuner:
+    """Variant: `gensynth` with attributes of its engine set after the search space arrives
+    (diagnostics only: benchmarks/NB201.md, "Fewer random trainings, a larger pool")."""
+    tuner = gensynth(seed)
+    update_search_space = tuner.update_search_space
+
+    def update_then_set(search_space) -> None:
+        update_search_space(search_space)
+        for name, value in attributes.items():
+            setattr(tuner._engine, name, value)
+
+    tuner.update_search_space = update_then_set
+    return tuner
+
+
+def _initial_random(n: int) -> Callable[[int], Tuner]:
+    """`gensynth` ranking at random for its first `n` trainings (the engine: min(population_size, 10))."""
+    return lambda seed: _engine_tweaked(seed, _n_initial=lambda: n)
+
+
 TUNERS: dict[str, Callable[[int], Tuner]] = {
     "gensynth": gensynth,
     "mf-re": measure_first_re,
@@ -127,6 +147,8 @@ TUNERS: dict[str, Callable[[int], Tuner]] = {
     "nni-tpe": nni_tpe,
     "nni-tpe-default-mode": nni_tpe_default_mode,
     "gensynth-additive-kernel": gensynth_additive_kernel,
+    "gensynth-pool-4000": lambda seed: _engine_tweaked(seed, pool_size=4000),
+    **{f"gensynth-init{n}": _initial_random(n) for n in (3, 5, 7, 15)},
     "gensynth-multi": gensynth_multi,
     "optuna-nsga2": optuna_nsga2,
     "optuna-motpe": optuna_motpe,
@@ -134,7 +156,8 @@ TUNERS: dict[str, Callable[[int], Tuner]] = {
 }
 MULTI_ONLY = ("gensynth-multi", "optuna-nsga2", "optuna-motpe", "mf-re-scalarised")  # searchers of a front
 MULTI_TUNERS = [*MULTI_ONLY, "mf-random", "gensynth"]  # nb201_multi.py's default line-up
-DIAGNOSTIC = ("nni-tpe-default-mode", "gensynth-additive-kernel")  # run only when named
+DIAGNOSTIC = ("nni-tpe-default-mode", "gensynth-additive-kernel", "gensynth-pool-4000",
+              *(f"gensynth-init{n}" for n in (3, 5, 7, 15)))  # run only when named
 DEFAULT_TUNERS = [name for name in TUNERS if name not in DIAGNOSTIC and name not in MULTI_ONLY]
 LABELS = {
     "gensynth": "GenSynth",
@@ -146,6 +169,8 @@ LABELS = {
     "nni-tpe": "NNI TPE",
     "nni-tpe-default-mode": "NNI TPE (default optimize_mode)",
     "gensynth-additive-kernel": "GenSynth, additive kernel term",
+    "gensynth-pool-4000": "GenSynth, pool of 4,000",
+    **{f"gensynth-init{n}": f"GenSynth, {n} random trainings" for n in (3, 5, 7, 15)},
     "gensynth-multi": "GenSynth multi-objective",
     "optuna-nsga2": "Optuna NSGA-II (constraints)",
     "optuna-motpe": "Optuna MO-TPE (constraints)",
