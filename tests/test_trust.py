@@ -171,3 +171,36 @@ def test_advice_that_breaks_the_accuracy_requirement_did_not_keep_accuracy():
         assert trust.summary() == {} and trust.tested == 0
     assert Inquisitor(SPACE, Requirements({"accuracy": {"min": 0.98}, "latency_ms": {"max": 5}})).trust.accuracy_bar == 0.98
     assert Inquisitor(SPACE, Requirements({"latency_ms": {"max": 5}})).trust.accuracy_bar is None
+
+
+def test_a_network_that_missed_the_requirements_gets_deeper_shrinking_rungs():
+    """Under a strict bound one step of the probes' advice is too short: a probed network that
+    missed the requirements also suggests rungs that take each decision its probes asked to shrink
+    1, 2, ... options past the target (never past the smallest), grows stay at their target, and
+    "keep" decisions and a continuous one follow the same rule; a feasible network gets one rung."""
+    from nni_gensynth.engine.inquisitor import SHRINK_RUNGS
+    space = SearchSpace({"s1_width": {"_type": "choice", "_value": [8, 16, 24, 32, 64]},
+                         "s2_width": {"_type": "choice", "_value": [8, 16, 32]},
+                         "b1_expansion": {"_type": "choice", "_value": [1, 2, 3, 4, 6]},
+                         "b1_block": {"_type": "choice", "_value": ["keep", "skip"]},
+                         "drop": {"_type": "uniform", "_value": [0.0, 1.0]}})
+    values = {"s1_width": 64, "s2_width": 16, "b1_expansion": 6, "b1_block": "keep", "drop": 0.9}
+    responses = {"s1_width": {"target": 32, "weight": 1.0}, "s2_width": {"target": 32, "weight": 1.0},
+                 "b1_expansion": {"target": 6, "weight": 1.0}, "b1_block": {"target": "skip", "weight": 1.0},
+                 "drop": {"target": 0.7, "weight": 1.0}}
+    inquisitor = Inquisitor(space, Requirements({"macs": {"max": 1e6}}))
+
+    def suggestions(feasible):
+        probed = Record(space.from_parameters(values), score=0.9, metrics={"accuracy": 0.9, "macs": 2e6},
+                        feasible=feasible, responses=responses)
+        return [space.to_parameters(a) for a in inquisitor.probe_suggestions([probed])]
+
+    rungs = suggestions(feasible=False)
+    assert len(rungs) == SHRINK_RUNGS == 4
+    assert [r["s1_width"] for r in rungs] == [32, 24, 16, 8]  # shrunk, then further
+    assert all(r["s2_width"] == 32 and r["b1_expansion"] == 6 and r["b1_block"] == "skip" for r in rungs)
+    assert [round(r["drop"], 6) for r in rungs] == [0.7, 0.5, 0.3, 0.1]
+    assert suggestions(feasible=True) == rungs[:1]  # it met them: the advice as it is
+    values["s1_width"], responses["s1_width"] = 16, {"target": 8, "weight": 1.0}
+    deep = suggestions(feasible=False)  # nothing below 8: rungs past the smallest are one network
+    assert [r["s1_width"] for r in deep] == [8, 8, 8, 8][:len(deep)] and len(deep) == 4  # drop keeps going

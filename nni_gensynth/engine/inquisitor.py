@@ -31,6 +31,9 @@ from .surrogate import GaussianProcess
 from .trust import ProbeTrust
 
 
+SHRINK_RUNGS = 4  # suggestions per probed network that missed the requirements: the target, then 1-3 options past it
+
+
 def categorical_mask(space: SearchSpace) -> np.ndarray:
     return np.array([isinstance(d, ChoiceDecision) for d in space.all_decisions])
 
@@ -239,10 +242,24 @@ class Inquisitor:
         """The networks the probes of the elite (as `generator_delta` ranks it) suggest, best
         first. The engine offers them for screening beside θ_G's samples: training one tests its
         source's advice directly (`ProbeTrust` judges it whatever the distance), where a sample of
-        θ_G almost never lands within a few decisions of a probed network."""
+        θ_G almost never lands within a few decisions of a probed network.
+
+        A network that was trained and missed the requirements also gets deeper rungs (up to
+        `SHRINK_RUNGS`): every decision its probes asked to shrink is taken 1, 2, ... options past
+        the target, the rest as suggested. When a MAC or latency bound is far below the elite, as
+        under a strict compression target, the probes' advice is the right direction but one
+        step is too short; screening (counts are cheap) finds the first rung under the bound."""
         ranked = self._ranked_for_teaching(records)
-        suggestions = (self.suggested_architecture(r) for r in ranked[:_elite_size(len(ranked), elite_fraction, max_elite)])
-        return [s[0] for s in suggestions if s is not None]
+        chosen: list[Architecture] = []
+        for record in ranked[:_elite_size(len(ranked), elite_fraction, max_elite)]:
+            rungs = SHRINK_RUNGS if record.feasible is False else 1
+            for rung in range(1, rungs + 1):
+                suggestion = self.suggested_architecture(record, rung)
+                if suggestion is None:
+                    break
+                if suggestion[0] not in chosen:
+                    chosen.append(suggestion[0])
+        return chosen
 
     def _ranked_for_teaching(self, records: Sequence[Record]) -> list[Record]:
         """Trained records best first: the feasible ones by U, or, while none is feasible, all
@@ -254,12 +271,14 @@ class Inquisitor:
         return sorted(scored, key=lambda r: (self.requirements.violation(r.metrics or {}, only_known=True) or 0.0,
                                              -r.score))
 
-    def suggested_architecture(self, record: Record) -> Optional[tuple[Architecture, float]]:
+    def suggested_architecture(self, record: Record, rung: int = 1) -> Optional[tuple[Architecture, float]]:
         """The record's network with every trusted probed decision set to its response target,
         and the mean of response weight times trust over the decisions that changed; None when
         no response changes anything. Responses of a kind that has misled more often than not
         (trust below 0.5) are left out. A "keep" response changes nothing, so it is not counted:
-        a suggestion equal to its network would only add that network to the elite twice."""
+        a suggestion equal to its network would only add that network to the elite twice.
+        `rung` > 1 takes every decision whose target is smaller than its value `rung - 1` options
+        further down (a continuous one as far again per rung), within its domain."""
         if not record.responses:
             return None
         values = record.arch.as_dict()
@@ -286,7 +305,7 @@ class Inquisitor:
                 continue
             if target == values[d.key]:
                 continue  # "keep": the network already has it (a claim the trust judges, no change)
-            values[d.key] = target
+            values[d.key] = _past_target(d, values[d.key], target, rung - 1) if rung > 1 else target
             weights.append(float(min(weight, 1.0)) * trust)
         if not weights:
             return None
@@ -319,6 +338,21 @@ class Inquisitor:
                 delta.mean[i] = learning_rate * (target_mean - mean)
                 delta.log_std[i] = learning_rate * (math.log(max(target_std, generator.min_std)) - generator.log_std[i])
         return delta
+
+
+def _past_target(decision: object, value: object, target: object, steps: int) -> object:
+    """A shrinking move continued `steps` further: for a choice of numbers, the option `steps`
+    below the target in value order; for a continuous decision, `steps` times the move again.
+    Moves that grow the value, or between non-numeric options, stay at the target."""
+    if isinstance(decision, ChoiceDecision):
+        options = decision.options
+        if not all(_is_number(o) for o in options) or not options[target] < options[value]:
+            return target
+        below = sorted((i for i, o in enumerate(options) if o < options[target]), key=lambda i: -options[i])
+        return below[min(steps, len(below)) - 1] if below else target
+    if not (_is_number(value) and _is_number(target)) or not target < value:
+        return target
+    return decision.validate(decision.legalize(float(target) - steps * (float(value) - float(target))))
 
 
 def _newest_known(records: Sequence[Record], value_of: Callable[[Mapping], Optional[float]],
