@@ -74,20 +74,30 @@ def gensynth(seed: int, profiler: str = PROFILER) -> Tuner:
 ADDITIVE_KERNEL_SHARE = 0.6  # the share tried (benchmarks/NB201.md, "An additive kernel term")
 
 
-def gensynth_additive_kernel(seed: int) -> Tuner:
-    """Variant: GenSynth with an additive term in its surrogates' kernel (share ADDITIVE_KERNEL_SHARE
-    instead of the engine's ADDITIVE_SHARE); everything else as `gensynth`."""
+def _gensynth_adjusted(seed: int, adjust: Callable[[object], None]) -> Tuner:
+    """Variant: `gensynth` whose engine `adjust(engine)` changes once the search space has
+    arrived (benchmark diagnostics only: benchmarks/NB201.md)."""
     tuner = gensynth(seed)
     update_search_space = tuner.update_search_space
 
-    def update_then_set_share(search_space) -> None:
+    def update_then_adjust(search_space) -> None:
         update_search_space(search_space)
-        inquisitor = tuner._engine.inquisitor
-        for model in (inquisitor.u_model, *inquisitor.metric_models.values(), *inquisitor.objective_models.values()):
-            model.additive_share = ADDITIVE_KERNEL_SHARE
+        adjust(tuner._engine)
 
-    tuner.update_search_space = update_then_set_share
+    tuner.update_search_space = update_then_adjust
     return tuner
+
+
+def _set_additive_share(engine: object) -> None:
+    inquisitor = engine.inquisitor
+    for model in (inquisitor.u_model, *inquisitor.metric_models.values(), *inquisitor.objective_models.values()):
+        model.additive_share = ADDITIVE_KERNEL_SHARE
+
+
+def gensynth_additive_kernel(seed: int) -> Tuner:
+    """Variant: GenSynth with an additive term in its surrogates' kernel (share ADDITIVE_KERNEL_SHARE
+    instead of the engine's ADDITIVE_SHARE); everything else as `gensynth`."""
+    return _gensynth_adjusted(seed, _set_additive_share)
 
 
 # -- multi-objective (benchmarks/nb201_multi.py): accuracy up, Pi 4 latency down, latency <= 25 ms --
@@ -118,18 +128,13 @@ def measure_first_re_scalarised(seed: int) -> Tuner:
 
 
 def _engine_tweaked(seed: int, **attributes) -> Tuner:
-    """Variant: `gensynth` with attributes of its engine set after the search space arrives
-    (diagnostics only: benchmarks/NB201.md, "Fewer random trainings, a larger pool")."""
-    tuner = gensynth(seed)
-    update_search_space = tuner.update_search_space
-
-    def update_then_set(search_space) -> None:
-        update_search_space(search_space)
+    """Variant: `gensynth` with attributes of its engine set (benchmarks/NB201.md, "Fewer random
+    trainings, a larger pool")."""
+    def set_attributes(engine: object) -> None:
         for name, value in attributes.items():
-            setattr(tuner._engine, name, value)
+            setattr(engine, name, value)
 
-    tuner.update_search_space = update_then_set
-    return tuner
+    return _gensynth_adjusted(seed, set_attributes)
 
 
 def _initial_random(n: int) -> Callable[[int], Tuner]:

@@ -62,8 +62,7 @@ def host_lease() -> Iterator[None]:
     if not lease_enabled():
         yield
         return
-    for hold in _holds():
-        hold.release()
+    _release_this_threads_holds()
     with open(lease_path(GATE_FILE), "a+") as gate, open(lease_path(BUSY_FILE), "a+") as busy:
         fcntl.flock(gate.fileno(), fcntl.LOCK_EX)
         fcntl.flock(busy.fileno(), fcntl.LOCK_EX)
@@ -82,8 +81,7 @@ class _BatchHold:
         """End the previous batch's hold, wait while a measurement wants or holds the host, and
         hold the cores for the next batch; True when it had to wait. Never raises: a lease that
         cannot be read must not stop a training."""
-        for hold in _holds():  # this one's, and an enclosing loop's: holding one while waiting
-            hold.release()     # at the gate would keep the measurement waiting for it
+        _release_this_threads_holds()  # an enclosing loop's too: held while waiting at the gate, it would keep the measurement waiting
         if self._gate is None or self._busy is None:
             return False
         try:
@@ -122,6 +120,12 @@ def _holds() -> list[_BatchHold]:
     return holds
 
 
+def _release_this_threads_holds() -> None:
+    """Let go of every batch hold of this thread (before it measures or waits at the gate)."""
+    for hold in _holds():
+        hold.release()
+
+
 def _try_shared(handle: IO) -> bool:
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -152,8 +156,8 @@ def cores_in_use() -> Iterator[None]:
     """Work that cannot pause between batches (a trial's imports and set-up): it first waits for a
     measurement that wants or holds the host, then keeps new ones waiting until it ends (several
     such stretches may run at once, but no measurement among them). A lease that cannot be read
-    never stops the work. Must not enclose a measurement by this process: the measurement would
-    wait for it."""
+    never stops the work. A measurement by this same thread inside it lets it go first (the rest
+    of the block then runs unprotected); one by another thread of this process waits for its end."""
     with batches_on_host() as next_batch:
         next_batch()
         yield
