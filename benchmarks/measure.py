@@ -27,7 +27,9 @@ sized training per core - the demo's trial command, `python -m nni_gensynth.tria
 host) and `no lease` (the same trainings with GENSYNTH_HOST_LEASE=off). The measurements are
 `--gap-s` seconds apart (default 5), as a demo's are: back to back, the lease would hold the host
 throughout and no training would finish; the quiet ones are spaced the same way, so the three
-conditions differ by the trainings alone. Targets: with the lease,
+conditions differ by the trainings alone. They run in `--repeats` rounds, each measuring every
+network once per condition in a rotating order, so a drift of the machine over the run does not
+read as one condition's spread. Targets: with the lease,
 the CV of the medians at most 1.5x the quiet one, and the median RSE at most 3%. It also reports
 what the lease costs the trainings (their mean duration with and without it).
 
@@ -37,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -44,7 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -210,43 +213,65 @@ def start_trainers(parameters: Dict[str, Any], log: Path) -> List[subprocess.Pop
 
 def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int,
                    gap_s: float = MEASURE_GAP_S) -> Dict[str, Any]:
-    """Medians of every (network, profile) quiet, beside trainings with the lease, and without.
-    Each measurement is followed by `gap_s` seconds without one (in every condition): measured
-    back to back, the lease would hold the host throughout and no training would move at all."""
+    """Medians of every (network, profile) quiet, beside trainings with the lease, and without,
+    in `repeats` rounds: each round measures every pair once in each condition, the conditions'
+    order rotating from round to round. So a slow drift of the machine itself falls on all three
+    conditions alike; measured in one block per condition, it reads as one condition's spread
+    (2026-12-03: the large network's five lease medians fell steadily from 8.21 to 7.77 ms while
+    nothing beside them differed). Each measurement is followed by `gap_s` seconds without one
+    (in every condition): back to back, the lease would hold the host and no training would move."""
     from nni_gensynth.device import stats
+
+    parameters = demo_parameters()
+    runs: Dict[tuple, Dict[str, List[Any]]] = {}
+    trainings: Dict[str, List[float]] = {condition: [] for condition, lease in CONDITIONS if lease}
+    for round_ in range(repeats):
+        shift = round_ % len(CONDITIONS)
+        for condition, lease in CONDITIONS[shift:] + CONDITIONS[:shift]:
+            print(f"round {round_ + 1}/{repeats}, {condition} ...", file=sys.stderr, flush=True)
+            block, durations = measure_block(networks, profiles, lease, parameters, gap_s)
+            for key, measurement in block.items():
+                runs.setdefault(key, {}).setdefault(condition, []).append(measurement)
+            if lease:
+                trainings[condition] += durations
+    rows = []
+    for (name, profile), by_condition in runs.items():
+        row: Dict[str, Any] = {"network": name, "profile": profile}
+        for condition, measured in by_condition.items():
+            medians = [m.median_ms for m in measured]
+            row[condition] = {"medians_ms": medians, "median_ms": statistics.median(medians),
+                              "cv_of_medians": stats.cv(medians),
+                              "median_rse": statistics.median(m.median_rse for m in measured)}
+        rows.append(row)
+    return {"rows": rows, "training_s": trainings, "gap_s": gap_s, "rounds": repeats,
+            "trainer_args": DEMO_TRIAL_ARGS, "trainer_parameters": parameters}
+
+
+def measure_block(networks: Dict[str, Any], profiles: List[Any], lease: Optional[str],
+                  parameters: Dict[str, Any], gap_s: float) -> tuple:
+    """Every (network, profile) measured once in one condition - no trainings (`lease` None) or
+    one training per core with the lease `on`/`off` - and the durations of the trainings that
+    finished meanwhile."""
     from nni_gensynth.hardware import measure
     from nni_gensynth.hardware.host_lease import LEASE_ENV
 
-    parameters = demo_parameters()
-    rows: Dict[tuple, Dict[str, Any]] = {}
-    trainings: Dict[str, List[float]] = {}
-    for condition, lease in CONDITIONS:
-        os.environ[LEASE_ENV] = lease or "on"  # for this process's measurements and the trainers
-        log = Path(tempfile.mkstemp(prefix="gensynth-trainer-", suffix=".log")[1])
-        trainers = start_trainers(parameters, log) if lease else []
-        try:
-            for name, net in networks.items():
-                for profile in profiles:
-                    print(f"{condition}: measuring {name} on {profile.name} ...", file=sys.stderr, flush=True)
-                    runs = []
-                    for _ in range(repeats):
-                        runs.append(measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False))
-                        time.sleep(gap_s)  # quiet too: the conditions differ by the trainings alone
-                    medians = [m.median_ms for m in runs]
-                    rows.setdefault((name, profile.name), {"network": name, "profile": profile.name})[condition] = {
-                        "medians_ms": medians, "median_ms": statistics.median(medians),
-                        "cv_of_medians": stats.cv(medians),
-                        "median_rse": statistics.median(m.median_rse for m in runs)}
-        finally:
-            for process in trainers:
-                process.kill()
-                process.wait()
-            os.environ.pop(LEASE_ENV, None)
-        if lease:
-            trainings[condition] = [float(x) for x in log.read_text().split()]
+    os.environ[LEASE_ENV] = lease or "on"  # for this process's measurements and the trainers
+    log = Path(tempfile.mkstemp(prefix="gensynth-trainer-", suffix=".log")[1])
+    trainers = start_trainers(parameters, log) if lease else []
+    block: Dict[tuple, Any] = {}
+    try:
+        for name, net in networks.items():
+            for profile in profiles:
+                block[(name, profile.name)] = measure(net, profile, input_shape=INPUT_SHAPE, use_cache=False)
+                time.sleep(gap_s)  # quiet too: the conditions differ by the trainings alone
+    finally:
+        for process in trainers:
+            process.kill()
+            process.wait()
+        os.environ.pop(LEASE_ENV, None)
+        durations = [float(x) for x in log.read_text().split()]
         log.unlink()
-    return {"rows": list(rows.values()), "training_s": trainings, "gap_s": gap_s, "trainer_args": DEMO_TRIAL_ARGS,
-            "trainer_parameters": parameters}
+    return block, durations
 
 
 def print_while_training(result: Dict[str, Any]) -> List[tuple]:
@@ -266,6 +291,16 @@ def print_while_training(result: Dict[str, Any]) -> List[tuple]:
                        ratio <= TARGET_LEASE_SPREAD))
         checks.append((f"with the lease, median RSE <= 3% ({r['network']}, {r['profile']})",
                        r["lease"]["median_rse"] <= TARGET_RSE))
+    for condition in ("lease", "no lease"):
+        ratios = [r[condition]["cv_of_medians"] / max(r["quiet"]["cv_of_medians"], 1e-12) for r in result["rows"]]
+        offsets = [r[condition]["median_ms"] / r["quiet"]["median_ms"] - 1.0 for r in result["rows"]]
+        pooled = math.exp(statistics.mean(math.log(max(x, 1e-12)) for x in ratios))
+        print(f"{condition}: CV / quiet CV {min(ratios):.2f}x to {max(ratios):.2f}x, geometric mean {pooled:.2f}x; "
+              f"median vs quiet {min(offsets):+.1%} to {max(offsets):+.1%}")
+        if condition == "lease":
+            checks.append((f"with the lease, CV <= {TARGET_LEASE_SPREAD}x quiet, geometric mean over the "
+                           f"{len(ratios)} pairs (the per-pair ratio of two CVs of 5 is too noisy to judge alone)",
+                           pooled <= TARGET_LEASE_SPREAD))
     for condition, durations in result["training_s"].items():
         mean = statistics.mean(durations) if durations else float("nan")
         print(f"trainings beside the measurements, {condition}: {len(durations)} finished, mean {mean:.1f} s")
@@ -315,7 +350,8 @@ def main(argv: List[str] = None) -> int:
             parser.error("--while-training measures on this host: give local --profiles (host-cpu, host-tflite)")
         result = while_training(networks, profiles, args.repeats, args.gap_s)
         print(f"\n1-min load average {load_before:.1f} before the quiet runs; {os.cpu_count()} cores; "
-              f"{args.repeats} measurements per condition, {args.gap_s:g} s apart (in every condition); "
+              f"{args.repeats} rounds, one measurement per condition each, {args.gap_s:g} s apart "
+              "(in every condition), the conditions' order rotating; "
               "trainings: python -m nni_gensynth.trial "
               + " ".join(DEMO_TRIAL_ARGS) + "\n")
         checks = print_while_training(result)
