@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -248,7 +248,7 @@ def while_training(networks: Dict[str, Any], profiles: List[Any], repeats: int,
 
 
 def measure_block(networks: Dict[str, Any], profiles: List[Any], lease: Optional[str],
-                  parameters: Dict[str, Any], gap_s: float) -> tuple:
+                  parameters: Dict[str, Any], gap_s: float) -> Tuple[Dict[tuple, Any], List[float]]:
     """Every (network, profile) measured once in one condition - no trainings (`lease` None) or
     one training per core with the lease `on`/`off` - and the durations of the trainings that
     finished meanwhile."""
